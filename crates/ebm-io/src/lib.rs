@@ -1,0 +1,227 @@
+//! Files that never end up half-written, and safetensors bundles that carry their own description.
+//!
+//! Every checkpoint of the project (model weights, optimizer state, replay buffer) goes through [`write_atomic`]:
+//! the bytes go to a temporary file in the same folder, are flushed to disk, and only then renamed over the
+//! target, so a crash or a full disk leaves the previous file intact.
+
+use candle_core::{Device, Tensor};
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// What can go wrong reading or writing a bundle; every message names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum IoError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a valid safetensors file ({reason})")]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("{path}: {reason}")]
+    Content { path: PathBuf, reason: String },
+}
+
+pub type Result<T> = std::result::Result<T, IoError>;
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> IoError + '_ {
+    move |source| IoError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writes `bytes` to `path` atomically: temporary file, fsync, rename. On error the target is untouched and the
+/// temporary file is removed.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
+        f.write_all(bytes).map_err(io_err(&tmp))?;
+        f.sync_all().map_err(io_err(&tmp))?;
+        std::fs::rename(&tmp, path).map_err(io_err(path))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Named tensors plus string metadata: the content of one safetensors file.
+#[derive(Debug, Clone, Default)]
+pub struct Bundle {
+    pub tensors: BTreeMap<String, Tensor>,
+    pub metadata: HashMap<String, String>,
+}
+
+impl Bundle {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn insert(&mut self, name: impl Into<String>, t: Tensor) {
+        self.tensors.insert(name.into(), t);
+    }
+
+    pub fn set_meta(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        self.metadata.insert(key.into(), value.into());
+    }
+
+    /// Serialises to safetensors bytes (tensors are made contiguous on the CPU first).
+    pub fn to_bytes(&self) -> std::result::Result<Vec<u8>, String> {
+        let mut cpu = Vec::with_capacity(self.tensors.len());
+        for (k, t) in &self.tensors {
+            let t = t
+                .to_device(&Device::Cpu)
+                .and_then(|t| t.contiguous())
+                .map_err(|e| format!("{k}: {e}"))?;
+            cpu.push((k.clone(), t));
+        }
+        let meta = if self.metadata.is_empty() {
+            None
+        } else {
+            Some(self.metadata.clone())
+        };
+        safetensors::serialize(cpu.iter().map(|(k, t)| (k.as_str(), t)), meta)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Writes the bundle to `path` atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let bytes = self.to_bytes().map_err(|reason| IoError::Content {
+            path: path.to_path_buf(),
+            reason,
+        })?;
+        write_atomic(path, &bytes)
+    }
+
+    /// Reads a bundle, with an error naming the file if it is missing, truncated or not safetensors.
+    pub fn load(path: &Path, device: &Device) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(io_err(path))?;
+        Self::from_bytes(&bytes, device).map_err(|reason| IoError::Corrupt {
+            path: path.to_path_buf(),
+            reason,
+        })
+    }
+
+    pub fn from_bytes(bytes: &[u8], device: &Device) -> std::result::Result<Self, String> {
+        use candle_core::safetensors::Load;
+        let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
+        let (_, meta) =
+            safetensors::SafeTensors::read_metadata(bytes).map_err(|e| e.to_string())?;
+        let mut out = Bundle {
+            tensors: BTreeMap::new(),
+            metadata: meta.metadata().clone().unwrap_or_default(),
+        };
+        for (name, view) in st.tensors() {
+            let t = view
+                .load(device)
+                .map_err(|e| format!("tensor {name}: {e}"))?;
+            out.tensors.insert(name, t);
+        }
+        Ok(out)
+    }
+
+    /// The tensor `name`, or an error naming the file and the missing entry.
+    pub fn get(&self, path: &Path, name: &str) -> Result<&Tensor> {
+        self.tensors.get(name).ok_or_else(|| IoError::Content {
+            path: path.to_path_buf(),
+            reason: format!("missing tensor `{name}`"),
+        })
+    }
+
+    /// The metadata entry `key`, or an error naming the file and the key.
+    pub fn meta(&self, path: &Path, key: &str) -> Result<&str> {
+        self.metadata
+            .get(key)
+            .map(|s| s.as_str())
+            .ok_or_else(|| IoError::Content {
+                path: path.to_path_buf(),
+                reason: format!("missing metadata `{key}`"),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmpdir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("ebm-io-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn round_trip_with_metadata() {
+        let d = tmpdir("rt");
+        let p = d.join("b.safetensors");
+        let mut b = Bundle::new();
+        b.insert(
+            "w",
+            Tensor::new(&[[1f32, 2.], [3., 4.]], &Device::Cpu).unwrap(),
+        );
+        b.insert("n", Tensor::new(&[7u32], &Device::Cpu).unwrap());
+        b.set_meta("kind", "test");
+        b.save(&p).unwrap();
+        let c = Bundle::load(&p, &Device::Cpu).unwrap();
+        assert_eq!(c.meta(&p, "kind").unwrap(), "test");
+        assert_eq!(
+            c.get(&p, "w").unwrap().to_vec2::<f32>().unwrap(),
+            vec![vec![1., 2.], vec![3., 4.]]
+        );
+        let err = c.get(&p, "nope").unwrap_err().to_string();
+        assert!(
+            err.contains("b.safetensors") && err.contains("nope"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn truncated_and_missing_files_name_the_file() {
+        let d = tmpdir("bad");
+        let p = d.join("t.safetensors");
+        let mut b = Bundle::new();
+        b.insert(
+            "w",
+            Tensor::zeros(100, candle_core::DType::F32, &Device::Cpu).unwrap(),
+        );
+        b.save(&p).unwrap();
+        let bytes = std::fs::read(&p).unwrap();
+        std::fs::write(&p, &bytes[..bytes.len() - 10]).unwrap();
+        let err = Bundle::load(&p, &Device::Cpu).unwrap_err().to_string();
+        assert!(
+            err.contains("t.safetensors") && err.contains("not a valid safetensors"),
+            "{err}"
+        );
+        let err = Bundle::load(&d.join("missing.safetensors"), &Device::Cpu)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("missing.safetensors"), "{err}");
+    }
+
+    #[test]
+    fn failed_write_keeps_the_old_file() {
+        let d = tmpdir("keep");
+        let p = d.join("x.bin");
+        write_atomic(&p, b"old").unwrap();
+        // a target whose folder does not exist fails without touching anything
+        assert!(write_atomic(&d.join("no/such/dir/x.bin"), b"new").is_err());
+        assert_eq!(std::fs::read(&p).unwrap(), b"old");
+        let leftovers: Vec<_> = std::fs::read_dir(&d)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty());
+    }
+}

@@ -1,0 +1,307 @@
+//! [`EnergyNet`]: a network of the zoo with its parameters, its spectral-norm state and its cached normalised
+//! weights; the type the rest of the project trains, samples from, saves and loads.
+
+use crate::config::ModelConfig;
+use crate::layers::{Builder, SnSpec};
+use crate::params::Params;
+use crate::spectral::spectral_normalize;
+use candle_core::{DType, Device, Result, Tensor};
+use ebm_io::Bundle;
+use ebm_kernels::Rng;
+use ebm_sampler::Energy;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+/// A network definition: a pure function of its (effective) weights, the input and the condition.
+pub trait Architecture: Send + Sync {
+    /// Energies `[B]`.
+    fn forward(&self, w: &Weights, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor>;
+}
+
+/// The weights a forward pass sees: the spectrally normalised ones where normalisation applies, the raw
+/// parameters elsewhere; all detached from the parameters while the model is frozen (Langevin).
+pub struct Weights<'a> {
+    normalised: &'a HashMap<String, Tensor>,
+    params: &'a Params,
+    frozen: bool,
+    /// Dropout draws (ResNet32Large trains with dropout, also during training-time Langevin).
+    pub dropout: Option<&'a Mutex<Rng>>,
+}
+
+impl Weights<'_> {
+    /// The effective tensor for parameter `name`.
+    pub fn get(&self, name: &str) -> Result<Tensor> {
+        if let Some(t) = self.normalised.get(name) {
+            return Ok(if self.frozen { t.detach() } else { t.clone() });
+        }
+        let v = self.params.get(name)?;
+        Ok(if self.frozen {
+            v.as_tensor().detach()
+        } else {
+            v.as_tensor().clone()
+        })
+    }
+}
+
+/// Errors in loading a model that a user can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error(transparent)]
+    Io(#[from] ebm_io::IoError),
+    #[error("{path}: {reason}")]
+    Checkpoint { path: String, reason: String },
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
+/// Metadata key holding the model's JSON config inside a checkpoint.
+pub const CONFIG_KEY: &str = "ebm.model_config";
+/// Metadata key holding the checkpoint format tag.
+pub const FORMAT_KEY: &str = "ebm.format";
+/// The format tag of model checkpoints.
+pub const FORMAT: &str = "ebm-model/1";
+
+/// A network of the zoo, ready to compute energies.
+pub struct EnergyNet {
+    config: ModelConfig,
+    params: Params,
+    sn: Vec<SnSpec>,
+    arch: Box<dyn Architecture>,
+    normalised: HashMap<String, Tensor>,
+    frozen: bool,
+    training: bool,
+    dropout_rng: Mutex<Rng>,
+    device: Device,
+}
+
+impl EnergyNet {
+    /// Builds and initialises a network (official initialisation) from `config`, drawing from `rng`.
+    pub fn new(config: ModelConfig, rng: &mut Rng, device: &Device) -> Result<Self> {
+        let mut params = Params::new();
+        let mut b = Builder::new(&mut params, rng, device);
+        let arch: Box<dyn Architecture> = crate::zoo::build(&config, &mut b)?;
+        let sn = b.sn;
+        let dropout_rng = Mutex::new(rng.fork(0xd409));
+        let mut net = Self {
+            config,
+            params,
+            sn,
+            arch,
+            normalised: HashMap::new(),
+            frozen: false,
+            training: false,
+            dropout_rng,
+            device: device.clone(),
+        };
+        net.normalise(false)?;
+        Ok(net)
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// One power iteration for every normalised weight, updating the stored `u`, then recomputes the normalised
+    /// weights: once per training iteration (not per Langevin step), as the official code does.
+    pub fn refresh(&mut self) -> Result<()> {
+        self.normalise(true)
+    }
+
+    /// Recomputes the normalised weights from the stored `u`; with `update_u` the new `u` is kept.
+    pub fn normalise(&mut self, update_u: bool) -> Result<()> {
+        self.normalised.clear();
+        for s in &self.sn {
+            let w = self.params.get(&s.weight)?.as_tensor().clone();
+            let u = self.params.get(&s.u)?;
+            let (wn, u_new) = spectral_normalize(&w, u.as_tensor(), s.kind)?;
+            if update_u {
+                u.set(&u_new)?;
+            }
+            self.normalised.insert(s.weight.clone(), wn);
+        }
+        Ok(())
+    }
+
+    /// While frozen the forward pass treats every weight as a constant: Langevin needs only input gradients.
+    pub fn set_frozen(&mut self, frozen: bool) {
+        self.frozen = frozen;
+    }
+
+    /// Training mode enables train-time behaviour such as ResNet32Large's dropout.
+    pub fn set_training(&mut self, training: bool) {
+        self.training = training;
+    }
+
+    /// The dropout generator's state, for exact resume.
+    pub fn dropout_rng(&self) -> &Mutex<Rng> {
+        &self.dropout_rng
+    }
+
+    fn weights(&self) -> Weights<'_> {
+        Weights {
+            normalised: &self.normalised,
+            params: &self.params,
+            frozen: self.frozen,
+            dropout: self.training.then_some(&self.dropout_rng),
+        }
+    }
+
+    /// Turns a condition into the `[B, cond_dim]` float matrix the networks use: integer labels `[B]` become
+    /// one-hot rows.
+    pub fn condition(&self, cond: Option<&Tensor>, batch: usize) -> Result<Option<Tensor>> {
+        let dim = self.config.cond_dim();
+        match (cond, dim) {
+            (None, 0) => Ok(None),
+            (Some(_), 0) => Ok(None), // an unconditional model ignores labels, as the official code does
+            (None, d) => candle_core::bail!(
+                "this model is conditional ({d} classes/latents): pass a condition"
+            ),
+            (Some(c), d) => {
+                let c = if c.dtype().is_int() && c.rank() == 1 {
+                    one_hot(c, d)?
+                } else {
+                    c.to_dtype(DType::F32)?
+                };
+                if c.dims() != [batch, d] {
+                    candle_core::bail!(
+                        "condition has shape {:?}, expected [{batch}, {d}]",
+                        c.dims()
+                    );
+                }
+                Ok(Some(c))
+            }
+        }
+    }
+
+    fn check_input(&self, x: &Tensor) -> Result<()> {
+        let want = self.config.input_shape();
+        if x.rank() != want.len() + 1 || x.dims()[1..] != want[..] {
+            candle_core::bail!(
+                "input has shape {:?}, the {} model expects [B, {want:?}]",
+                x.dims(),
+                self.config.arch_name()
+            );
+        }
+        Ok(())
+    }
+
+    /// Writes weights, power-iteration state and config to one safetensors file, atomically.
+    pub fn save(&self, path: &Path) -> std::result::Result<(), ModelError> {
+        let mut b = Bundle::new();
+        for (name, slot) in self.params.iter() {
+            b.insert(name, slot.var.as_tensor().clone());
+        }
+        b.set_meta(FORMAT_KEY, FORMAT);
+        b.set_meta(
+            CONFIG_KEY,
+            serde_json::to_string(&self.config).expect("configs serialise"),
+        );
+        b.save(path)?;
+        Ok(())
+    }
+
+    /// Reads a model written by [`EnergyNet::save`]; every tensor must be present with the config's shape.
+    pub fn load(path: &Path, device: &Device) -> std::result::Result<Self, ModelError> {
+        let bundle = Bundle::load(path, device)?;
+        Self::from_bundle(&bundle, path)
+    }
+
+    /// Builds the model a bundle describes and fills it with the bundle's tensors.
+    pub fn from_bundle(bundle: &Bundle, path: &Path) -> std::result::Result<Self, ModelError> {
+        let err = |reason: String| ModelError::Checkpoint {
+            path: path.display().to_string(),
+            reason,
+        };
+        match bundle.metadata.get(FORMAT_KEY) {
+            Some(f) if f == FORMAT => {}
+            Some(f) => {
+                return Err(err(format!(
+                    "unsupported checkpoint format `{f}` (expected `{FORMAT}`)"
+                )))
+            }
+            None => {
+                return Err(err(
+                    "not an ebm model checkpoint (no `ebm.format` metadata)".into(),
+                ))
+            }
+        }
+        let cfg_json = bundle.meta(path, CONFIG_KEY)?;
+        let config: ModelConfig = serde_json::from_str(cfg_json)
+            .map_err(|e| err(format!("model config does not parse: {e}")))?;
+        let device = bundle
+            .tensors
+            .values()
+            .next()
+            .map(|t| t.device().clone())
+            .unwrap_or(Device::Cpu);
+        let mut net = Self::new(config, &mut Rng::new(0), &device)?;
+        net.load_tensors(bundle, path)?;
+        Ok(net)
+    }
+
+    /// Copies every parameter from `bundle` (names and shapes must match exactly; extra tensors are an error).
+    pub fn load_tensors(
+        &mut self,
+        bundle: &Bundle,
+        path: &Path,
+    ) -> std::result::Result<(), ModelError> {
+        let err = |reason: String| ModelError::Checkpoint {
+            path: path.display().to_string(),
+            reason,
+        };
+        let arch = self.config.arch_name();
+        for (name, slot) in self.params.iter() {
+            let t = bundle.tensors.get(name).ok_or_else(|| {
+                err(format!(
+                    "missing tensor `{name}` that a `{arch}` model needs"
+                ))
+            })?;
+            if t.dims() != slot.var.dims() {
+                return Err(err(format!(
+                    "tensor `{name}` has shape {:?}, the `{arch}` model needs {:?}",
+                    t.dims(),
+                    slot.var.dims()
+                )));
+            }
+            slot.var
+                .set(&t.to_dtype(DType::F32)?.to_device(&self.device)?)?;
+        }
+        if let Some(extra) = bundle.tensors.keys().find(|k| !self.params.contains(k)) {
+            return Err(err(format!(
+                "unexpected tensor `{extra}` for a `{arch}` model"
+            )));
+        }
+        self.normalise(false)?;
+        Ok(())
+    }
+}
+
+impl Energy for EnergyNet {
+    fn energy(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
+        self.check_input(x)?;
+        let c = self.condition(cond, x.dims()[0])?;
+        self.arch.forward(&self.weights(), x, c.as_ref())
+    }
+}
+
+/// One-hot rows `[B, n]` (f32) for integer labels `[B]`; labels outside `0..n` are an error.
+pub fn one_hot(labels: &Tensor, n: usize) -> Result<Tensor> {
+    let l = labels.to_dtype(DType::I64)?.to_vec1::<i64>()?;
+    let mut v = vec![0f32; l.len() * n];
+    for (i, &c) in l.iter().enumerate() {
+        if c < 0 || c as usize >= n {
+            candle_core::bail!("label {c} at position {i} is outside 0..{n}");
+        }
+        v[i * n + c as usize] = 1.0;
+    }
+    Tensor::from_vec(v, (l.len(), n), labels.device())
+}

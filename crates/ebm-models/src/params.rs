@@ -1,0 +1,132 @@
+//! Named parameters and state tensors of a network, in a deterministic (sorted) order.
+
+use candle_core::{DType, Device, Result, Shape, Tensor, Var};
+use ebm_kernels::Rng;
+use std::collections::BTreeMap;
+
+/// One stored tensor: a trainable parameter, or state such as a power-iteration vector.
+#[derive(Debug, Clone)]
+pub struct Slot {
+    pub var: Var,
+    pub trainable: bool,
+}
+
+/// All tensors a network stores, by name (the official checkpoint's scope names, e.g. `res_1_res_c1/cweight`).
+#[derive(Debug, Clone, Default)]
+pub struct Params {
+    slots: BTreeMap<String, Slot>,
+}
+
+impl Params {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn add(&mut self, name: &str, t: Tensor, trainable: bool) -> Result<()> {
+        if self.slots.contains_key(name) {
+            candle_core::bail!("parameter `{name}` defined twice");
+        }
+        self.slots.insert(
+            name.to_string(),
+            Slot {
+                var: Var::from_tensor(&t)?,
+                trainable,
+            },
+        );
+        Ok(())
+    }
+
+    /// A trainable parameter drawn from N(0, std^2).
+    pub fn normal(
+        &mut self,
+        name: &str,
+        shape: impl Into<Shape>,
+        std: f32,
+        rng: &mut Rng,
+        dev: &Device,
+    ) -> Result<()> {
+        let shape = shape.into();
+        let v = rng.normal_vec(shape.elem_count(), 0.0, std);
+        self.add(name, Tensor::from_vec(v, shape, dev)?, true)
+    }
+
+    /// A trainable parameter drawn from U(-bound, bound).
+    pub fn uniform(
+        &mut self,
+        name: &str,
+        shape: impl Into<Shape>,
+        bound: f32,
+        rng: &mut Rng,
+        dev: &Device,
+    ) -> Result<()> {
+        let shape = shape.into();
+        let v = rng.uniform_vec(shape.elem_count(), -bound, bound);
+        self.add(name, Tensor::from_vec(v, shape, dev)?, true)
+    }
+
+    /// A trainable parameter filled with `value`.
+    pub fn constant(
+        &mut self,
+        name: &str,
+        shape: impl Into<Shape>,
+        value: f32,
+        dev: &Device,
+    ) -> Result<()> {
+        let t = (Tensor::ones(shape, DType::F32, dev)? * value as f64)?;
+        self.add(name, t, true)
+    }
+
+    /// Non-trainable state drawn from N(0, 1) (the spectral-norm vector `u`).
+    pub fn state_normal(
+        &mut self,
+        name: &str,
+        shape: impl Into<Shape>,
+        rng: &mut Rng,
+        dev: &Device,
+    ) -> Result<()> {
+        let shape = shape.into();
+        let v = rng.normal_vec(shape.elem_count(), 0.0, 1.0);
+        self.add(name, Tensor::from_vec(v, shape, dev)?, false)
+    }
+
+    pub fn get(&self, name: &str) -> Result<&Var> {
+        match self.slots.get(name) {
+            Some(s) => Ok(&s.var),
+            None => candle_core::bail!("no parameter named `{name}`"),
+        }
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.slots.contains_key(name)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Slot)> {
+        self.slots.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// Trainable parameters, sorted by name: the order an optimizer's state follows.
+    pub fn trainable(&self) -> Vec<(String, Var)> {
+        self.slots
+            .iter()
+            .filter(|(_, s)| s.trainable)
+            .map(|(k, s)| (k.clone(), s.var.clone()))
+            .collect()
+    }
+
+    /// Number of stored tensors and of scalars in them.
+    pub fn counts(&self) -> (usize, usize) {
+        (
+            self.slots.len(),
+            self.slots.values().map(|s| s.var.elem_count()).sum(),
+        )
+    }
+
+    /// Number of scalars in trainable parameters.
+    pub fn trainable_count(&self) -> usize {
+        self.slots
+            .values()
+            .filter(|s| s.trainable)
+            .map(|s| s.var.elem_count())
+            .sum()
+    }
+}

@@ -13,10 +13,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum IoError {
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: not a valid safetensors file ({reason})")]
     Corrupt { path: PathBuf, reason: String },
     #[error("{path}: {reason}")]
@@ -26,23 +23,14 @@ pub enum IoError {
 pub type Result<T> = std::result::Result<T, IoError>;
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> IoError + '_ {
-    move |source| IoError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| IoError::Io { path: path.to_path_buf(), source }
 }
 
 /// Writes `bytes` to `path` atomically: temporary file, fsync, rename. On error the target is untouched and the
 /// temporary file is removed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
@@ -80,52 +68,32 @@ impl Bundle {
     pub fn to_bytes(&self) -> std::result::Result<Vec<u8>, String> {
         let mut cpu = Vec::with_capacity(self.tensors.len());
         for (k, t) in &self.tensors {
-            let t = t
-                .to_device(&Device::Cpu)
-                .and_then(|t| t.contiguous())
-                .map_err(|e| format!("{k}: {e}"))?;
+            let t = t.to_device(&Device::Cpu).and_then(|t| t.contiguous()).map_err(|e| format!("{k}: {e}"))?;
             cpu.push((k.clone(), t));
         }
-        let meta = if self.metadata.is_empty() {
-            None
-        } else {
-            Some(self.metadata.clone())
-        };
-        safetensors::serialize(cpu.iter().map(|(k, t)| (k.as_str(), t)), meta)
-            .map_err(|e| e.to_string())
+        let meta = if self.metadata.is_empty() { None } else { Some(self.metadata.clone()) };
+        safetensors::serialize(cpu.iter().map(|(k, t)| (k.as_str(), t)), meta).map_err(|e| e.to_string())
     }
 
     /// Writes the bundle to `path` atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let bytes = self.to_bytes().map_err(|reason| IoError::Content {
-            path: path.to_path_buf(),
-            reason,
-        })?;
+        let bytes = self.to_bytes().map_err(|reason| IoError::Content { path: path.to_path_buf(), reason })?;
         write_atomic(path, &bytes)
     }
 
     /// Reads a bundle, with an error naming the file if it is missing, truncated or not safetensors.
     pub fn load(path: &Path, device: &Device) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(io_err(path))?;
-        Self::from_bytes(&bytes, device).map_err(|reason| IoError::Corrupt {
-            path: path.to_path_buf(),
-            reason,
-        })
+        Self::from_bytes(&bytes, device).map_err(|reason| IoError::Corrupt { path: path.to_path_buf(), reason })
     }
 
     pub fn from_bytes(bytes: &[u8], device: &Device) -> std::result::Result<Self, String> {
         use candle_core::safetensors::Load;
         let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
-        let (_, meta) =
-            safetensors::SafeTensors::read_metadata(bytes).map_err(|e| e.to_string())?;
-        let mut out = Bundle {
-            tensors: BTreeMap::new(),
-            metadata: meta.metadata().clone().unwrap_or_default(),
-        };
+        let (_, meta) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| e.to_string())?;
+        let mut out = Bundle { tensors: BTreeMap::new(), metadata: meta.metadata().clone().unwrap_or_default() };
         for (name, view) in st.tensors() {
-            let t = view
-                .load(device)
-                .map_err(|e| format!("tensor {name}: {e}"))?;
+            let t = view.load(device).map_err(|e| format!("tensor {name}: {e}"))?;
             out.tensors.insert(name, t);
         }
         Ok(out)
@@ -133,10 +101,9 @@ impl Bundle {
 
     /// The tensor `name`, or an error naming the file and the missing entry.
     pub fn get(&self, path: &Path, name: &str) -> Result<&Tensor> {
-        self.tensors.get(name).ok_or_else(|| IoError::Content {
-            path: path.to_path_buf(),
-            reason: format!("missing tensor `{name}`"),
-        })
+        self.tensors
+            .get(name)
+            .ok_or_else(|| IoError::Content { path: path.to_path_buf(), reason: format!("missing tensor `{name}`") })
     }
 
     /// The metadata entry `key`, or an error naming the file and the key.
@@ -144,10 +111,7 @@ impl Bundle {
         self.metadata
             .get(key)
             .map(|s| s.as_str())
-            .ok_or_else(|| IoError::Content {
-                path: path.to_path_buf(),
-                reason: format!("missing metadata `{key}`"),
-            })
+            .ok_or_else(|| IoError::Content { path: path.to_path_buf(), reason: format!("missing metadata `{key}`") })
     }
 }
 
@@ -166,24 +130,15 @@ mod tests {
         let d = tmpdir("rt");
         let p = d.join("b.safetensors");
         let mut b = Bundle::new();
-        b.insert(
-            "w",
-            Tensor::new(&[[1f32, 2.], [3., 4.]], &Device::Cpu).unwrap(),
-        );
+        b.insert("w", Tensor::new(&[[1f32, 2.], [3., 4.]], &Device::Cpu).unwrap());
         b.insert("n", Tensor::new(&[7u32], &Device::Cpu).unwrap());
         b.set_meta("kind", "test");
         b.save(&p).unwrap();
         let c = Bundle::load(&p, &Device::Cpu).unwrap();
         assert_eq!(c.meta(&p, "kind").unwrap(), "test");
-        assert_eq!(
-            c.get(&p, "w").unwrap().to_vec2::<f32>().unwrap(),
-            vec![vec![1., 2.], vec![3., 4.]]
-        );
+        assert_eq!(c.get(&p, "w").unwrap().to_vec2::<f32>().unwrap(), vec![vec![1., 2.], vec![3., 4.]]);
         let err = c.get(&p, "nope").unwrap_err().to_string();
-        assert!(
-            err.contains("b.safetensors") && err.contains("nope"),
-            "{err}"
-        );
+        assert!(err.contains("b.safetensors") && err.contains("nope"), "{err}");
     }
 
     #[test]
@@ -191,21 +146,13 @@ mod tests {
         let d = tmpdir("bad");
         let p = d.join("t.safetensors");
         let mut b = Bundle::new();
-        b.insert(
-            "w",
-            Tensor::zeros(100, candle_core::DType::F32, &Device::Cpu).unwrap(),
-        );
+        b.insert("w", Tensor::zeros(100, candle_core::DType::F32, &Device::Cpu).unwrap());
         b.save(&p).unwrap();
         let bytes = std::fs::read(&p).unwrap();
         std::fs::write(&p, &bytes[..bytes.len() - 10]).unwrap();
         let err = Bundle::load(&p, &Device::Cpu).unwrap_err().to_string();
-        assert!(
-            err.contains("t.safetensors") && err.contains("not a valid safetensors"),
-            "{err}"
-        );
-        let err = Bundle::load(&d.join("missing.safetensors"), &Device::Cpu)
-            .unwrap_err()
-            .to_string();
+        assert!(err.contains("t.safetensors") && err.contains("not a valid safetensors"), "{err}");
+        let err = Bundle::load(&d.join("missing.safetensors"), &Device::Cpu).unwrap_err().to_string();
         assert!(err.contains("missing.safetensors"), "{err}");
     }
 

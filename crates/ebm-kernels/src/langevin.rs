@@ -3,8 +3,7 @@
 
 use crate::philox::{key_of, normal4};
 use candle_core::{
-    backend::BackendStorage, bail, CpuStorage, DType, InplaceOp1, InplaceOp2, InplaceOp3, Layout,
-    Result, Tensor,
+    backend::BackendStorage, bail, CpuStorage, DType, InplaceOp1, InplaceOp2, InplaceOp3, Layout, Result, Tensor,
 };
 use rayon::prelude::*;
 
@@ -65,11 +64,7 @@ const CHUNK: usize = 16 * 1024;
 fn sample_scales(g: &[f32], sample_len: usize, c: f32) -> Vec<f32> {
     g.par_chunks(sample_len)
         .map(|s| {
-            let n = s
-                .iter()
-                .map(|v| (*v as f64) * (*v as f64))
-                .sum::<f64>()
-                .sqrt() as f32;
+            let n = s.iter().map(|v| (*v as f64) * (*v as f64)).sum::<f64>().sqrt() as f32;
             if n > c {
                 c / n
             } else {
@@ -80,13 +75,7 @@ fn sample_scales(g: &[f32], sample_len: usize, c: f32) -> Vec<f32> {
 }
 
 /// The update on plain slices; `sample_len` is the number of elements per batch entry (for `Clip::SampleL2`).
-pub fn update_slices(
-    x: &mut [f32],
-    grad: Option<&[f32]>,
-    mask: Option<&[f32]>,
-    p: &LangevinUpdate,
-    sample_len: usize,
-) {
+pub fn update_slices(x: &mut [f32], grad: Option<&[f32]>, mask: Option<&[f32]>, p: &LangevinUpdate, sample_len: usize) {
     let scales = match (grad, p.clip) {
         (Some(g), Clip::SampleL2(c)) => Some(sample_scales(g, sample_len.max(1), c)),
         _ => None,
@@ -103,11 +92,7 @@ pub fn update_slices(
         let base = ci * CHUNK;
         for (qi, quad) in xs.chunks_mut(4).enumerate() {
             let first = base + 4 * qi;
-            let z = if with_noise {
-                normal4(key, p.step, (first / 4) as u64)
-            } else {
-                [0.0; 4]
-            };
+            let z = if with_noise { normal4(key, p.step, (first / 4) as u64) } else { [0.0; 4] };
             for (lane, xv) in quad.iter_mut().enumerate() {
                 let i = first + lane;
                 if let Some(m) = mask {
@@ -151,22 +136,15 @@ struct Fused<'a> {
 }
 
 fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    let Some((a, b)) = l.contiguous_offsets() else {
-        bail!("langevin update: {what} must be contiguous")
-    };
+    let Some((a, b)) = l.contiguous_offsets() else { bail!("langevin update: {what} must be contiguous") };
     match s {
         CpuStorage::F32(v) => Ok(&v[a..b]),
-        other => bail!(
-            "langevin update: {what} must be f32, got {:?}",
-            other.dtype()
-        ),
+        other => bail!("langevin update: {what} must be f32, got {:?}", other.dtype()),
     }
 }
 
 fn slice_mut<'a>(s: &'a mut CpuStorage, l: &Layout) -> Result<&'a mut [f32]> {
-    let Some((a, b)) = l.contiguous_offsets() else {
-        bail!("langevin update: x must be contiguous")
-    };
+    let Some((a, b)) = l.contiguous_offsets() else { bail!("langevin update: x must be contiguous") };
     match s {
         CpuStorage::F32(v) => Ok(&mut v[a..b]),
         other => bail!("langevin update: x must be f32, got {:?}", other.dtype()),
@@ -200,11 +178,7 @@ impl InplaceOp2 for Fused<'_> {
     fn cpu_fwd(&self, s: &mut CpuStorage, l: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<()> {
         let n = sample_len(l);
         let other = slice(s2, l2, if self.has_grad { "grad" } else { "mask" })?;
-        let (g, m) = if self.has_grad {
-            (Some(other), None)
-        } else {
-            (None, Some(other))
-        };
+        let (g, m) = if self.has_grad { (Some(other), None) } else { (None, Some(other)) };
         update_slices(slice_mut(s, l)?, g, m, self.p, n);
         Ok(())
     }
@@ -240,11 +214,7 @@ fn check(x: &Tensor, other: Option<&Tensor>, what: &str) -> Result<()> {
     }
     if let Some(o) = other {
         if o.shape() != x.shape() {
-            bail!(
-                "langevin update: {what} has shape {:?} but x has {:?}",
-                o.shape(),
-                x.shape()
-            );
+            bail!("langevin update: {what} has shape {:?} but x has {:?}", o.shape(), x.shape());
         }
         if !o.device().same_device(x.device()) {
             bail!("langevin update: {what} is on another device than x");
@@ -257,18 +227,11 @@ fn check(x: &Tensor, other: Option<&Tensor>, what: &str) -> Result<()> {
 /// entries outside the mask are left untouched bit for bit.
 ///
 /// `x` must not share its storage with a tensor the caller still needs unchanged.
-pub fn langevin_update_(
-    x: &Tensor,
-    grad: Option<&Tensor>,
-    mask: Option<&Tensor>,
-    p: &LangevinUpdate,
-) -> Result<()> {
+pub fn langevin_update_(x: &Tensor, grad: Option<&Tensor>, mask: Option<&Tensor>, p: &LangevinUpdate) -> Result<()> {
     check(x, grad, "grad")?;
     check(x, mask, "mask")?;
     let grad = grad.map(|g| g.contiguous()).transpose()?;
-    let mask = mask
-        .map(|m| m.to_dtype(DType::F32)?.contiguous())
-        .transpose()?;
+    let mask = mask.map(|m| m.to_dtype(DType::F32)?.contiguous()).transpose()?;
     match (grad.as_ref(), mask.as_ref()) {
         (None, None) => x.inplace_op1(&Fused { p, has_grad: false }),
         (Some(g), None) => x.inplace_op2(g, &Fused { p, has_grad: true }),
@@ -278,12 +241,7 @@ pub fn langevin_update_(
 }
 
 /// The fused update on a fresh copy of `x`.
-pub fn langevin_update(
-    x: &Tensor,
-    grad: Option<&Tensor>,
-    mask: Option<&Tensor>,
-    p: &LangevinUpdate,
-) -> Result<Tensor> {
+pub fn langevin_update(x: &Tensor, grad: Option<&Tensor>, mask: Option<&Tensor>, p: &LangevinUpdate) -> Result<Tensor> {
     let y = x.contiguous()?.copy()?;
     langevin_update_(&y, grad, mask, p)?;
     Ok(y)
@@ -305,12 +263,7 @@ pub fn add_noise_(x: &Tensor, mask: Option<&Tensor>, std: f32, seed: u64, step: 
 }
 
 /// The noise the update draws for `shape` at (`seed`, `step`), as a tensor: for tests and reference formulas.
-pub fn noise_tensor(
-    shape: &[usize],
-    seed: u64,
-    step: u64,
-    device: &candle_core::Device,
-) -> Result<Tensor> {
+pub fn noise_tensor(shape: &[usize], seed: u64, step: u64, device: &candle_core::Device) -> Result<Tensor> {
     let n: usize = shape.iter().product();
     let mut v = vec![0f32; n];
     v.par_chunks_mut(CHUNK)

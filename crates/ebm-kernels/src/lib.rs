@@ -9,7 +9,5 @@ pub mod langevin;
 pub mod philox;
 pub mod rng;
 
-pub use langevin::{
-    add_noise_, langevin_update, langevin_update_, Clip, LangevinUpdate, NoiseOrder,
-};
+pub use langevin::{add_noise_, langevin_update, langevin_update_, Clip, LangevinUpdate, NoiseOrder};
 pub use rng::{Rng, RngState};

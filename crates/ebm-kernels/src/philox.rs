@@ -45,12 +45,7 @@ pub fn key_of(seed: u64) -> [u32; 2] {
 /// The counter of block `block` (four consecutive elements) of stream `stream` (for instance a Langevin step).
 #[inline]
 pub fn counter_of(stream: u64, block: u64) -> [u32; 4] {
-    [
-        block as u32,
-        (block >> 32) as u32,
-        stream as u32,
-        (stream >> 32) as u32,
-    ]
+    [block as u32, (block >> 32) as u32, stream as u32, (stream >> 32) as u32]
 }
 
 /// A uniform in the open interval (0, 1) from 23 random bits: `((w >> 9) + 1/2) * 2^-23`, exact in f32.
@@ -110,16 +105,8 @@ mod tests {
     #[test]
     fn random123_known_answers() {
         let cases: [([u32; 4], [u32; 2], [u32; 4]); 3] = [
-            (
-                [0; 4],
-                [0; 2],
-                [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8],
-            ),
-            (
-                [u32::MAX; 4],
-                [u32::MAX; 2],
-                [0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd],
-            ),
+            ([0; 4], [0; 2], [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]),
+            ([u32::MAX; 4], [u32::MAX; 2], [0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd]),
             (
                 [0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344],
                 [0xa4093822, 0x299f31d0],
@@ -127,11 +114,7 @@ mod tests {
             ),
         ];
         for (ctr, key, want) in cases {
-            assert_eq!(
-                philox4x32_10(ctr, key),
-                want,
-                "ctr {ctr:08x?} key {key:08x?}"
-            );
+            assert_eq!(philox4x32_10(ctr, key), want, "ctr {ctr:08x?} key {key:08x?}");
         }
     }
 

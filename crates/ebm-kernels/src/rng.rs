@@ -38,38 +38,21 @@ impl Rng {
 
     /// An independent stream of `seed`, for example one per consumer (data order, replay, initial noise).
     pub fn with_stream(seed: u64, stream: u64) -> Self {
-        Self::from_state(RngState {
-            seed,
-            stream,
-            words: 0,
-        })
+        Self::from_state(RngState { seed, stream, words: 0 })
     }
 
     /// A child stream derived from this one's seed: independent of it and of other labels.
     pub fn fork(&self, label: u64) -> Self {
-        Self::with_stream(
-            self.seed,
-            self.stream.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ label.wrapping_add(1),
-        )
+        Self::with_stream(self.seed, self.stream.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ label.wrapping_add(1))
     }
 
     pub fn state(&self) -> RngState {
-        RngState {
-            seed: self.seed,
-            stream: self.stream,
-            words: self.block * 4 - (4 - self.pos) as u64,
-        }
+        RngState { seed: self.seed, stream: self.stream, words: self.block * 4 - (4 - self.pos) as u64 }
     }
 
     pub fn from_state(s: RngState) -> Self {
-        let mut r = Rng {
-            seed: s.seed,
-            stream: s.stream,
-            key: key_of(s.seed),
-            block: s.words / 4,
-            buf: [0; 4],
-            pos: 4,
-        };
+        let mut r =
+            Rng { seed: s.seed, stream: s.stream, key: key_of(s.seed), block: s.words / 4, buf: [0; 4], pos: 4 };
         let within = (s.words % 4) as usize;
         if within != 0 {
             r.refill();
@@ -80,12 +63,7 @@ impl Rng {
 
     fn counter(&self, block: u64) -> [u32; 4] {
         let stream = self.stream | HOST_STREAM_BIT;
-        [
-            block as u32,
-            (block >> 32) as u32,
-            stream as u32,
-            (stream >> 32) as u32,
-        ]
+        [block as u32, (block >> 32) as u32, stream as u32, (stream >> 32) as u32]
     }
 
     fn refill(&mut self) {
@@ -176,16 +154,14 @@ impl Rng {
         let start = self.take_blocks(out.len());
         let (key, width) = (self.key, hi - lo);
         let this = &*self;
-        out.par_chunks_mut(4 * 1024)
-            .enumerate()
-            .for_each(|(ci, chunk)| {
-                for (bi, quad) in chunk.chunks_mut(4).enumerate() {
-                    let w = philox4x32_10(this.counter(start + (ci * 1024 + bi) as u64), key);
-                    for (o, wi) in quad.iter_mut().zip(w) {
-                        *o = lo + width * uniform_f32(wi);
-                    }
+        out.par_chunks_mut(4 * 1024).enumerate().for_each(|(ci, chunk)| {
+            for (bi, quad) in chunk.chunks_mut(4).enumerate() {
+                let w = philox4x32_10(this.counter(start + (ci * 1024 + bi) as u64), key);
+                for (o, wi) in quad.iter_mut().zip(w) {
+                    *o = lo + width * uniform_f32(wi);
                 }
-            });
+            }
+        });
     }
 
     /// Fills `out` with normals of mean `mean` and standard deviation `std`, in parallel.
@@ -193,18 +169,16 @@ impl Rng {
         let start = self.take_blocks(out.len());
         let key = self.key;
         let this = &*self;
-        out.par_chunks_mut(4 * 1024)
-            .enumerate()
-            .for_each(|(ci, chunk)| {
-                for (bi, quad) in chunk.chunks_mut(4).enumerate() {
-                    let w = philox4x32_10(this.counter(start + (ci * 1024 + bi) as u64), key);
-                    let (a, b) = normal_pair_f32(w[0], w[1]);
-                    let (c, d) = normal_pair_f32(w[2], w[3]);
-                    for (o, z) in quad.iter_mut().zip([a, b, c, d]) {
-                        *o = mean + std * z;
-                    }
+        out.par_chunks_mut(4 * 1024).enumerate().for_each(|(ci, chunk)| {
+            for (bi, quad) in chunk.chunks_mut(4).enumerate() {
+                let w = philox4x32_10(this.counter(start + (ci * 1024 + bi) as u64), key);
+                let (a, b) = normal_pair_f32(w[0], w[1]);
+                let (c, d) = normal_pair_f32(w[2], w[3]);
+                for (o, z) in quad.iter_mut().zip([a, b, c, d]) {
+                    *o = mean + std * z;
                 }
-            });
+            }
+        });
     }
 
     /// `n` uniforms in (lo, hi).
@@ -241,10 +215,7 @@ mod tests {
     #[test]
     fn bulk_fill_is_thread_count_independent() {
         let run = |threads| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             pool.install(|| Rng::new(3).normal_vec(50_001, 0.0, 1.0))
         };
         assert_eq!(run(1), run(2));
@@ -265,13 +236,7 @@ mod tests {
 
     #[test]
     fn streams_differ() {
-        assert_ne!(
-            Rng::with_stream(1, 0).next_u64(),
-            Rng::with_stream(1, 1).next_u64()
-        );
-        assert_ne!(
-            Rng::new(1).fork(0).next_u64(),
-            Rng::new(1).fork(1).next_u64()
-        );
+        assert_ne!(Rng::with_stream(1, 0).next_u64(), Rng::with_stream(1, 1).next_u64());
+        assert_ne!(Rng::new(1).fork(0).next_u64(), Rng::new(1).fork(1).next_u64());
     }
 }

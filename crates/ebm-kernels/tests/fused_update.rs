@@ -18,24 +18,9 @@ fn reference(x: &Tensor, g: &Tensor, mask: Option<&Tensor>, p: &LangevinUpdate) 
         Clip::None => g.clone(),
         Clip::Elementwise(c) => g.clamp(-c, c).unwrap(),
         Clip::SampleL2(c) => {
-            let norms = g
-                .sqr()
-                .unwrap()
-                .flatten_from(1)
-                .unwrap()
-                .sum_keepdim(1)
-                .unwrap()
-                .sqrt()
-                .unwrap();
-            let scale = norms
-                .affine(1.0 / c as f64, 0.0)
-                .unwrap()
-                .maximum(1.0)
-                .unwrap()
-                .recip()
-                .unwrap();
-            g.broadcast_mul(&scale.reshape((SHAPE[0], 1, 1, 1)).unwrap())
-                .unwrap()
+            let norms = g.sqr().unwrap().flatten_from(1).unwrap().sum_keepdim(1).unwrap().sqrt().unwrap();
+            let scale = norms.affine(1.0 / c as f64, 0.0).unwrap().maximum(1.0).unwrap().recip().unwrap();
+            g.broadcast_mul(&scale.reshape((SHAPE[0], 1, 1, 1)).unwrap()).unwrap()
         }
     };
     let stepped = (x - (g * p.step_size as f64).unwrap()).unwrap();
@@ -52,15 +37,7 @@ fn reference(x: &Tensor, g: &Tensor, mask: Option<&Tensor>, p: &LangevinUpdate) 
 }
 
 fn params(order: NoiseOrder, clip: Clip) -> LangevinUpdate {
-    LangevinUpdate {
-        step_size: 3.0,
-        noise_std: 0.05,
-        clip,
-        clamp: Some((0.0, 1.0)),
-        order,
-        seed: 1234,
-        step: 17,
-    }
+    LangevinUpdate { step_size: 3.0, noise_std: 0.05, clip, clamp: Some((0.0, 1.0)), order, seed: 1234, step: 17 }
 }
 
 #[test]
@@ -76,25 +53,13 @@ fn fused_equals_plain_ops_with_and_without_mask() {
                 let fused = langevin_update(
                     &x,
                     Some(&g),
-                    mask.map(|m| m.to_dtype(candle_core::DType::F32).unwrap())
-                        .as_ref(),
+                    mask.map(|m| m.to_dtype(candle_core::DType::F32).unwrap()).as_ref(),
                     &p,
                 )
                 .unwrap();
                 let want = reference(&x, &g, mask, &p);
-                let diff = (&fused - &want)
-                    .unwrap()
-                    .abs()
-                    .unwrap()
-                    .max_all()
-                    .unwrap()
-                    .to_scalar::<f32>()
-                    .unwrap();
-                assert!(
-                    diff < 1e-6,
-                    "{order:?} {clip:?} mask={} max diff {diff}",
-                    mask.is_some()
-                );
+                let diff = (&fused - &want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+                assert!(diff < 1e-6, "{order:?} {clip:?} mask={} max diff {diff}", mask.is_some());
                 if let Some(m) = mask {
                     let m = m.flatten_all().unwrap().to_vec1::<u8>().unwrap();
                     let (a, b) = (
@@ -104,11 +69,7 @@ fn fused_equals_plain_ops_with_and_without_mask() {
                     let mut moved = 0;
                     for i in 0..m.len() {
                         if m[i] == 0 {
-                            assert_eq!(
-                                a[i].to_bits(),
-                                b[i].to_bits(),
-                                "element {i} outside the mask changed"
-                            );
+                            assert_eq!(a[i].to_bits(), b[i].to_bits(), "element {i} outside the mask changed");
                         } else if a[i] != b[i] {
                             moved += 1;
                         }
@@ -125,14 +86,7 @@ fn add_noise_matches_the_noise_tensor() {
     let x = Tensor::zeros(&SHAPE[..], candle_core::DType::F32, &Device::Cpu).unwrap();
     add_noise_(&x, None, 0.5, 77, 3).unwrap();
     let want = (noise_tensor(&SHAPE, 77, 3, &Device::Cpu).unwrap() * 0.5).unwrap();
-    let diff = (&x - &want)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let diff = (&x - &want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
     assert_eq!(diff, 0.0);
 }
 
@@ -140,22 +94,14 @@ fn add_noise_matches_the_noise_tensor() {
 fn same_seed_same_result_on_one_and_two_threads() {
     let big = [64usize, 3, 32, 32]; // several rayon chunks
     let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         pool.install(|| {
             let mut rng = Rng::new(5);
             let n = big.iter().product();
             let x = Tensor::from_vec(rng.uniform_vec(n, 0.0, 1.0), &big[..], &Device::Cpu).unwrap();
             let g = Tensor::from_vec(rng.normal_vec(n, 0.0, 1.0), &big[..], &Device::Cpu).unwrap();
             let p = params(NoiseOrder::NoiseFirst, Clip::SampleL2(3.0));
-            langevin_update(&x, Some(&g), None, &p)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap()
+            langevin_update(&x, Some(&g), None, &p).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()
         })
     };
     let (a, b) = (run(1), run(2));
@@ -166,15 +112,8 @@ fn same_seed_same_result_on_one_and_two_threads() {
 fn different_steps_draw_different_noise() {
     let a = noise_tensor(&[1000], 1, 0, &Device::Cpu).unwrap();
     let b = noise_tensor(&[1000], 1, 1, &Device::Cpu).unwrap();
-    let same = a
-        .eq(&b)
-        .unwrap()
-        .to_dtype(candle_core::DType::F32)
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+    let same =
+        a.eq(&b).unwrap().to_dtype(candle_core::DType::F32).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
     assert_eq!(same, 0.0);
 }
 
@@ -182,13 +121,9 @@ fn different_steps_draw_different_noise() {
 fn bad_operands_are_rejected_with_a_message() {
     let x = Tensor::zeros((2, 3), candle_core::DType::F32, &Device::Cpu).unwrap();
     let g = Tensor::zeros((3, 2), candle_core::DType::F32, &Device::Cpu).unwrap();
-    let err = langevin_update(&x, Some(&g), None, &LangevinUpdate::default())
-        .unwrap_err()
-        .to_string();
+    let err = langevin_update(&x, Some(&g), None, &LangevinUpdate::default()).unwrap_err().to_string();
     assert!(err.contains("grad has shape"), "{err}");
     let x64 = Tensor::zeros((2, 3), candle_core::DType::F64, &Device::Cpu).unwrap();
-    let err = langevin_update(&x64, None, None, &LangevinUpdate::default())
-        .unwrap_err()
-        .to_string();
+    let err = langevin_update(&x64, None, None, &LangevinUpdate::default()).unwrap_err().to_string();
     assert!(err.contains("must be f32"), "{err}");
 }

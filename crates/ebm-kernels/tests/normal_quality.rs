@@ -15,8 +15,7 @@ fn phi(x: f64) -> f64 {
                         + t * (-0.186_288_06
                             + t * (0.278_868_07
                                 + t * (-1.135_203_98
-                                    + t * (1.488_515_87
-                                        + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
+                                    + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
             .exp();
     if x >= 0.0 {
         1.0 - 0.5 * erfc
@@ -45,9 +44,7 @@ fn a_million_normals_have_the_right_moments_and_pass_ks() {
     let mut d = 0f64;
     for (i, x) in s.iter().enumerate() {
         let f = phi(*x);
-        d = d
-            .max((f - i as f64 / n).abs())
-            .max(((i + 1) as f64 / n - f).abs());
+        d = d.max((f - i as f64 / n).abs()).max(((i + 1) as f64 / n - f).abs());
     }
     // Kolmogorov-Smirnov at level 0.01: critical value 1.628 / sqrt(n).
     let crit = 1.628 / n.sqrt();

@@ -38,12 +38,7 @@ pub struct Builder<'a> {
 
 impl<'a> Builder<'a> {
     pub fn new(params: &'a mut Params, rng: &'a mut Rng, device: &Device) -> Self {
-        Self {
-            params,
-            sn: Vec::new(),
-            rng,
-            device: device.clone(),
-        }
+        Self { params, sn: Vec::new(), rng, device: device.clone() }
     }
 
     /// A weight of shape `shape` (`[out, ...]`) with its power-iteration vector `<scope>/<prefix>_u` when `sn` is
@@ -60,13 +55,8 @@ impl<'a> Builder<'a> {
         self.params.normal(&w, shape, std, self.rng, &self.device)?;
         if let Some(kind) = kind {
             let u = format!("{scope}/{prefix}_u");
-            self.params
-                .state_normal(&u, (1, shape[0]), self.rng, &self.device)?;
-            self.sn.push(SnSpec {
-                weight: w.clone(),
-                u,
-                kind,
-            });
+            self.params.state_normal(&u, (1, shape[0]), self.rng, &self.device)?;
+            self.sn.push(SnSpec { weight: w.clone(), u, kind });
         }
         Ok(w)
     }
@@ -74,8 +64,7 @@ impl<'a> Builder<'a> {
     /// A Glorot-uniform dense weight `[out, in]` without normalisation (the official output layer `fc5`).
     pub fn glorot(&mut self, name: &str, out: usize, inp: usize) -> Result<()> {
         let bound = (6.0 / (inp + out) as f32).sqrt();
-        self.params
-            .uniform(name, (out, inp), bound, self.rng, &self.device)
+        self.params.uniform(name, (out, inp), bound, self.rng, &self.device)
     }
 
     pub fn zeros(&mut self, name: &str, shape: &[usize]) -> Result<()> {

@@ -36,11 +36,7 @@ impl Weights<'_> {
             return Ok(if self.frozen { t.detach() } else { t.clone() });
         }
         let v = self.params.get(name)?;
-        Ok(if self.frozen {
-            v.as_tensor().detach()
-        } else {
-            v.as_tensor().clone()
-        })
+        Ok(if self.frozen { v.as_tensor().detach() } else { v.as_tensor().clone() })
     }
 }
 
@@ -162,20 +158,11 @@ impl EnergyNet {
         match (cond, dim) {
             (None, 0) => Ok(None),
             (Some(_), 0) => Ok(None), // an unconditional model ignores labels, as the official code does
-            (None, d) => candle_core::bail!(
-                "this model is conditional ({d} classes/latents): pass a condition"
-            ),
+            (None, d) => candle_core::bail!("this model is conditional ({d} classes/latents): pass a condition"),
             (Some(c), d) => {
-                let c = if c.dtype().is_int() && c.rank() == 1 {
-                    one_hot(c, d)?
-                } else {
-                    c.to_dtype(DType::F32)?
-                };
+                let c = if c.dtype().is_int() && c.rank() == 1 { one_hot(c, d)? } else { c.to_dtype(DType::F32)? };
                 if c.dims() != [batch, d] {
-                    candle_core::bail!(
-                        "condition has shape {:?}, expected [{batch}, {d}]",
-                        c.dims()
-                    );
+                    candle_core::bail!("condition has shape {:?}, expected [{batch}, {d}]", c.dims());
                 }
                 Ok(Some(c))
             }
@@ -201,10 +188,7 @@ impl EnergyNet {
             b.insert(name, slot.var.as_tensor().clone());
         }
         b.set_meta(FORMAT_KEY, FORMAT);
-        b.set_meta(
-            CONFIG_KEY,
-            serde_json::to_string(&self.config).expect("configs serialise"),
-        );
+        b.set_meta(CONFIG_KEY, serde_json::to_string(&self.config).expect("configs serialise"));
         b.save(path)?;
         Ok(())
     }
@@ -217,54 +201,30 @@ impl EnergyNet {
 
     /// Builds the model a bundle describes and fills it with the bundle's tensors.
     pub fn from_bundle(bundle: &Bundle, path: &Path) -> std::result::Result<Self, ModelError> {
-        let err = |reason: String| ModelError::Checkpoint {
-            path: path.display().to_string(),
-            reason,
-        };
+        let err = |reason: String| ModelError::Checkpoint { path: path.display().to_string(), reason };
         match bundle.metadata.get(FORMAT_KEY) {
             Some(f) if f == FORMAT => {}
-            Some(f) => {
-                return Err(err(format!(
-                    "unsupported checkpoint format `{f}` (expected `{FORMAT}`)"
-                )))
-            }
-            None => {
-                return Err(err(
-                    "not an ebm model checkpoint (no `ebm.format` metadata)".into(),
-                ))
-            }
+            Some(f) => return Err(err(format!("unsupported checkpoint format `{f}` (expected `{FORMAT}`)"))),
+            None => return Err(err("not an ebm model checkpoint (no `ebm.format` metadata)".into())),
         }
         let cfg_json = bundle.meta(path, CONFIG_KEY)?;
-        let config: ModelConfig = serde_json::from_str(cfg_json)
-            .map_err(|e| err(format!("model config does not parse: {e}")))?;
-        let device = bundle
-            .tensors
-            .values()
-            .next()
-            .map(|t| t.device().clone())
-            .unwrap_or(Device::Cpu);
+        let config: ModelConfig =
+            serde_json::from_str(cfg_json).map_err(|e| err(format!("model config does not parse: {e}")))?;
+        let device = bundle.tensors.values().next().map(|t| t.device().clone()).unwrap_or(Device::Cpu);
         let mut net = Self::new(config, &mut Rng::new(0), &device)?;
         net.load_tensors(bundle, path)?;
         Ok(net)
     }
 
     /// Copies every parameter from `bundle` (names and shapes must match exactly; extra tensors are an error).
-    pub fn load_tensors(
-        &mut self,
-        bundle: &Bundle,
-        path: &Path,
-    ) -> std::result::Result<(), ModelError> {
-        let err = |reason: String| ModelError::Checkpoint {
-            path: path.display().to_string(),
-            reason,
-        };
+    pub fn load_tensors(&mut self, bundle: &Bundle, path: &Path) -> std::result::Result<(), ModelError> {
+        let err = |reason: String| ModelError::Checkpoint { path: path.display().to_string(), reason };
         let arch = self.config.arch_name();
         for (name, slot) in self.params.iter() {
-            let t = bundle.tensors.get(name).ok_or_else(|| {
-                err(format!(
-                    "missing tensor `{name}` that a `{arch}` model needs"
-                ))
-            })?;
+            let t = bundle
+                .tensors
+                .get(name)
+                .ok_or_else(|| err(format!("missing tensor `{name}` that a `{arch}` model needs")))?;
             if t.dims() != slot.var.dims() {
                 return Err(err(format!(
                     "tensor `{name}` has shape {:?}, the `{arch}` model needs {:?}",
@@ -272,13 +232,10 @@ impl EnergyNet {
                     slot.var.dims()
                 )));
             }
-            slot.var
-                .set(&t.to_dtype(DType::F32)?.to_device(&self.device)?)?;
+            slot.var.set(&t.to_dtype(DType::F32)?.to_device(&self.device)?)?;
         }
         if let Some(extra) = bundle.tensors.keys().find(|k| !self.params.contains(k)) {
-            return Err(err(format!(
-                "unexpected tensor `{extra}` for a `{arch}` model"
-            )));
+            return Err(err(format!("unexpected tensor `{extra}` for a `{arch}` model")));
         }
         self.normalise(false)?;
         Ok(())

@@ -26,25 +26,12 @@ impl Params {
         if self.slots.contains_key(name) {
             candle_core::bail!("parameter `{name}` defined twice");
         }
-        self.slots.insert(
-            name.to_string(),
-            Slot {
-                var: Var::from_tensor(&t)?,
-                trainable,
-            },
-        );
+        self.slots.insert(name.to_string(), Slot { var: Var::from_tensor(&t)?, trainable });
         Ok(())
     }
 
     /// A trainable parameter drawn from N(0, std^2).
-    pub fn normal(
-        &mut self,
-        name: &str,
-        shape: impl Into<Shape>,
-        std: f32,
-        rng: &mut Rng,
-        dev: &Device,
-    ) -> Result<()> {
+    pub fn normal(&mut self, name: &str, shape: impl Into<Shape>, std: f32, rng: &mut Rng, dev: &Device) -> Result<()> {
         let shape = shape.into();
         let v = rng.normal_vec(shape.elem_count(), 0.0, std);
         self.add(name, Tensor::from_vec(v, shape, dev)?, true)
@@ -65,25 +52,13 @@ impl Params {
     }
 
     /// A trainable parameter filled with `value`.
-    pub fn constant(
-        &mut self,
-        name: &str,
-        shape: impl Into<Shape>,
-        value: f32,
-        dev: &Device,
-    ) -> Result<()> {
+    pub fn constant(&mut self, name: &str, shape: impl Into<Shape>, value: f32, dev: &Device) -> Result<()> {
         let t = (Tensor::ones(shape, DType::F32, dev)? * value as f64)?;
         self.add(name, t, true)
     }
 
     /// Non-trainable state drawn from N(0, 1) (the spectral-norm vector `u`).
-    pub fn state_normal(
-        &mut self,
-        name: &str,
-        shape: impl Into<Shape>,
-        rng: &mut Rng,
-        dev: &Device,
-    ) -> Result<()> {
+    pub fn state_normal(&mut self, name: &str, shape: impl Into<Shape>, rng: &mut Rng, dev: &Device) -> Result<()> {
         let shape = shape.into();
         let v = rng.normal_vec(shape.elem_count(), 0.0, 1.0);
         self.add(name, Tensor::from_vec(v, shape, dev)?, false)
@@ -106,27 +81,16 @@ impl Params {
 
     /// Trainable parameters, sorted by name: the order an optimizer's state follows.
     pub fn trainable(&self) -> Vec<(String, Var)> {
-        self.slots
-            .iter()
-            .filter(|(_, s)| s.trainable)
-            .map(|(k, s)| (k.clone(), s.var.clone()))
-            .collect()
+        self.slots.iter().filter(|(_, s)| s.trainable).map(|(k, s)| (k.clone(), s.var.clone())).collect()
     }
 
     /// Number of stored tensors and of scalars in them.
     pub fn counts(&self) -> (usize, usize) {
-        (
-            self.slots.len(),
-            self.slots.values().map(|s| s.var.elem_count()).sum(),
-        )
+        (self.slots.len(), self.slots.values().map(|s| s.var.elem_count()).sum())
     }
 
     /// Number of scalars in trainable parameters.
     pub fn trainable_count(&self) -> usize {
-        self.slots
-            .values()
-            .filter(|s| s.trainable)
-            .map(|s| s.var.elem_count())
-            .sum()
+        self.slots.values().filter(|s| s.trainable).map(|s| s.var.elem_count()).sum()
     }
 }

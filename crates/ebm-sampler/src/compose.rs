@@ -17,11 +17,7 @@ pub struct Term {
 
 impl Term {
     pub fn new(energy: Arc<dyn Energy + Send + Sync>, weight: f64) -> Self {
-        Self {
-            energy,
-            weight,
-            cond: None,
-        }
+        Self { energy, weight, cond: None }
     }
 
     /// This term always sees `cond`, whatever the composite is called with.
@@ -103,12 +99,7 @@ impl LogSumExp {
     }
 
     /// `[B, n]` of `log w_i - E_i(x)`, and each part's gradient when asked for.
-    fn parts(
-        &self,
-        x: &Tensor,
-        cond: Option<&Tensor>,
-        grads: bool,
-    ) -> Result<(Tensor, Vec<Tensor>)> {
+    fn parts(&self, x: &Tensor, cond: Option<&Tensor>, grads: bool) -> Result<(Tensor, Vec<Tensor>)> {
         if self.terms.is_empty() {
             candle_core::bail!("LogSumExp needs at least one term");
         }
@@ -149,9 +140,7 @@ impl Energy for LogSumExp {
         // dE/dx = sum_i softmax_i(a) dE_i/dx
         let resp = a.broadcast_sub(&lse.unsqueeze(1)?)?.exp()?;
         let b = x.dims()[0];
-        let bshape: Vec<usize> = std::iter::once(b)
-            .chain(std::iter::repeat_n(1, x.rank() - 1))
-            .collect();
+        let bshape: Vec<usize> = std::iter::once(b).chain(std::iter::repeat_n(1, x.rank() - 1)).collect();
         let mut g = x.zeros_like()?;
         for (i, gi) in gs.iter().enumerate() {
             let r = resp.narrow(1, i, 1)?.reshape(bshape.as_slice())?;

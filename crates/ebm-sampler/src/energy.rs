@@ -38,10 +38,7 @@ pub fn autograd_energy_and_grad<E: Energy + ?Sized>(
 pub fn check_energy_shape(energies: &Tensor, x: &Tensor) -> Result<()> {
     let b = x.dims().first().copied().unwrap_or(0);
     if energies.dims() != [b] {
-        candle_core::bail!(
-            "an energy must return shape [{b}] for a batch of {b}, got {:?}",
-            energies.dims()
-        );
+        candle_core::bail!("an energy must return shape [{b}] for a batch of {b}, got {:?}", energies.dims());
     }
     Ok(())
 }

@@ -47,13 +47,7 @@ pub struct Chain {
 }
 
 fn grad_norm(g: &Tensor) -> Result<f32> {
-    g.sqr()?
-        .flatten_from(1)?
-        .sum(1)?
-        .sqrt()?
-        .mean_all()?
-        .to_dtype(DType::F32)?
-        .to_scalar::<f32>()
+    g.sqr()?.flatten_from(1)?.sum(1)?.sqrt()?.mean_all()?.to_dtype(DType::F32)?.to_scalar::<f32>()
 }
 
 fn mean_of(e: &Tensor) -> Result<f32> {
@@ -62,18 +56,11 @@ fn mean_of(e: &Tensor) -> Result<f32> {
 
 fn check_inputs(x0: &Tensor, mask: Option<&Tensor>) -> Result<()> {
     if x0.rank() < 1 || x0.dims()[0] == 0 {
-        candle_core::bail!(
-            "a sampler needs a non-empty batch [B, ...], got shape {:?}",
-            x0.dims()
-        );
+        candle_core::bail!("a sampler needs a non-empty batch [B, ...], got shape {:?}", x0.dims());
     }
     if let Some(m) = mask {
         if m.dims() != x0.dims() {
-            candle_core::bail!(
-                "mask shape {:?} differs from the batch shape {:?}",
-                m.dims(),
-                x0.dims()
-            );
+            candle_core::bail!("mask shape {:?} differs from the batch shape {:?}", m.dims(), x0.dims());
         }
     }
     Ok(())
@@ -124,11 +111,7 @@ impl Langevin {
             steps,
             step_size,
             noise_std: 0.005,
-            clip: if clip > 0.0 {
-                Clip::Elementwise(clip)
-            } else {
-                Clip::None
-            },
+            clip: if clip > 0.0 { Clip::Elementwise(clip) } else { Clip::None },
             clamp: Some((0.0, 1.0)),
             temperature: 1.0,
             order: NoiseOrder::NoiseFirst,
@@ -150,13 +133,7 @@ impl Langevin {
         check_inputs(x0, mask)?;
         let x = x0.to_dtype(DType::F32)?.contiguous()?.copy()?;
         let mask = mask.map(|m| m.to_dtype(DType::F32)).transpose()?;
-        let mut out = Chain {
-            x: x.clone(),
-            steps: 0,
-            stats: Vec::new(),
-            trajectory: Vec::new(),
-            accept_rate: None,
-        };
+        let mut out = Chain { x: x.clone(), steps: 0, stats: Vec::new(), trajectory: Vec::new(), accept_rate: None };
         if self.record.trajectory_every.is_some() {
             out.trajectory.push(x.copy()?);
         }
@@ -177,9 +154,7 @@ impl Langevin {
                 });
             }
             let stop = match (self.early_stop, mean, prev_mean) {
-                (Some(es), Some(m), Some(p)) => {
-                    k + 1 >= es.min_steps && (m - p).abs() < es.tolerance
-                }
+                (Some(es), Some(m), Some(p)) => k + 1 >= es.min_steps && (m - p).abs() < es.tolerance,
                 _ => false,
             };
             prev_mean = mean;
@@ -255,9 +230,8 @@ impl Mala {
             Clip::SampleL2(c) => {
                 let n = g.sqr()?.flatten_from(1)?.sum_keepdim(1)?.sqrt()?;
                 let s = (n / c as f64)?.maximum(1.0)?.recip()?;
-                let shape: Vec<usize> = std::iter::once(g.dims()[0])
-                    .chain(std::iter::repeat_n(1, g.rank() - 1))
-                    .collect();
+                let shape: Vec<usize> =
+                    std::iter::once(g.dims()[0]).chain(std::iter::repeat_n(1, g.rank() - 1)).collect();
                 g.broadcast_mul(&s.reshape(shape.as_slice())?)?
             }
         };
@@ -285,13 +259,7 @@ impl Mala {
         let mut x = x0.to_dtype(DType::F32)?.contiguous()?.copy()?;
         let (mut e, mut g) = energy.energy_and_grad(&x, cond)?;
         let mut uniforms = Rng::with_stream(seed, 0x4d41_4c41); // "MALA"
-        let mut out = Chain {
-            x: x.clone(),
-            steps: 0,
-            stats: Vec::new(),
-            trajectory: Vec::new(),
-            accept_rate: None,
-        };
+        let mut out = Chain { x: x.clone(), steps: 0, stats: Vec::new(), trajectory: Vec::new(), accept_rate: None };
         if self.record.trajectory_every.is_some() {
             out.trajectory.push(x.copy()?);
         }
@@ -313,28 +281,19 @@ impl Mala {
             let log_alpha = ((((&e - &ep)? / t)? + back)? - fwd)?;
             let mut log_alpha = log_alpha.to_dtype(DType::F64)?.to_vec1::<f64>()?;
             if let Some((lo, hi)) = self.clamp {
-                let outside = xp
-                    .lt(lo as f64)?
-                    .maximum(&xp.gt(hi as f64)?)?
-                    .flatten_from(1)?
-                    .max(1)?;
+                let outside = xp.lt(lo as f64)?.maximum(&xp.gt(hi as f64)?)?.flatten_from(1)?.max(1)?;
                 for (la, o) in log_alpha.iter_mut().zip(outside.to_vec1::<u8>()?) {
                     if o != 0 {
                         *la = f64::NEG_INFINITY;
                     }
                 }
             }
-            let acc: Vec<u8> = log_alpha
-                .iter()
-                .map(|la| (uniforms.uniform_f64().ln() < *la) as u8)
-                .collect();
+            let acc: Vec<u8> = log_alpha.iter().map(|la| (uniforms.uniform_f64().ln() < *la) as u8).collect();
             let n_acc = acc.iter().filter(|a| **a == 1).count();
             accepted += n_acc;
             proposed += b;
             let acc_t = Tensor::from_vec(acc, b, x.device())?;
-            let shape: Vec<usize> = std::iter::once(b)
-                .chain(std::iter::repeat_n(1, x.rank() - 1))
-                .collect();
+            let shape: Vec<usize> = std::iter::once(b).chain(std::iter::repeat_n(1, x.rank() - 1)).collect();
             let acc_x = acc_t.reshape(shape.as_slice())?.broadcast_as(x.shape())?;
             x = acc_x.where_cond(&xp, &x)?;
             g = acc_x.where_cond(&gp, &g)?;
@@ -362,11 +321,7 @@ impl Mala {
             }
             prev_mean = mean;
         }
-        out.accept_rate = Some(if proposed == 0 {
-            0.0
-        } else {
-            accepted as f32 / proposed as f32
-        });
+        out.accept_rate = Some(if proposed == 0 { 0.0 } else { accepted as f32 / proposed as f32 });
         out.x = x;
         Ok(out)
     }

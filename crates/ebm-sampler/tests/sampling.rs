@@ -19,7 +19,8 @@ impl Gaussian {
     fn new(mu: [f32; 2], cov: [[f64; 2]; 2]) -> Self {
         let det = cov[0][0] * cov[1][1] - cov[0][1] * cov[1][0];
         let p = [[cov[1][1] / det, -cov[0][1] / det], [-cov[1][0] / det, cov[0][0] / det]];
-        let prec = Tensor::new(&[[p[0][0] as f32, p[0][1] as f32], [p[1][0] as f32, p[1][1] as f32]], &Device::Cpu).unwrap();
+        let prec =
+            Tensor::new(&[[p[0][0] as f32, p[0][1] as f32], [p[1][0] as f32, p[1][1] as f32]], &Device::Cpu).unwrap();
         Self { mu: Tensor::new(&mu, &Device::Cpu).unwrap(), prec }
     }
 }
@@ -75,10 +76,21 @@ fn assert_moments(x: &Tensor, mu: [f64; 2], cov: [[f64; 2]; 2], k_se: f64, extra
     let (m, c) = moments(x);
     let (se_m, se_c) = standard_errors(cov, n);
     for i in 0..2 {
-        assert!((m[i] - mu[i]).abs() < k_se * se_m[i], "{what}: mean[{i}] {} vs {} (tolerance {})", m[i], mu[i], k_se * se_m[i]);
+        assert!(
+            (m[i] - mu[i]).abs() < k_se * se_m[i],
+            "{what}: mean[{i}] {} vs {} (tolerance {})",
+            m[i],
+            mu[i],
+            k_se * se_m[i]
+        );
         for j in 0..2 {
             let tol = k_se * se_c[i][j] + extra_cov * cov[i][i].max(cov[j][j]);
-            assert!((c[i][j] - cov[i][j]).abs() < tol, "{what}: cov[{i}][{j}] {} vs {} (tolerance {tol})", c[i][j], cov[i][j]);
+            assert!(
+                (c[i][j] - cov[i][j]).abs() < tol,
+                "{what}: cov[{i}][{j}] {} vs {} (tolerance {tol})",
+                c[i][j],
+                cov[i][j]
+            );
         }
     }
 }

@@ -5,17 +5,72 @@
 //!   with or without dequantisation noise.
 //! - [`digits`]: the UCI optical digits (sklearn's "digits", 8x8, 17 grey levels), embedded in the crate, with a fixed
 //!   train/test split.
+//! - [`idx`]: the IDX files of MNIST and Fashion-MNIST, raw or gzipped.
+//! - [`cifar`]: the binary CIFAR-10 and CIFAR-100 batch files.
 //! - [`dataset`]: the [`Dataset`] trait that every image source implements.
 //!
 //! All randomness comes from [`ebm_kernels::Rng`]; nothing here calls candle's random constructors. Every batch is
 //! returned as CPU tensors: callers move them to their device.
 
+pub mod cifar;
 pub mod dataset;
 pub mod digits;
 pub mod error;
 mod file;
+pub mod idx;
 pub mod images;
 
 pub use dataset::Dataset;
 pub use error::{DataError, Result};
 pub use images::{Dequant, ImageSet};
+
+/// Which half of a dataset that ships as a train and a test part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Split {
+    Train,
+    Test,
+}
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    //! Helpers for tests that write small files in the exact on-disk formats.
+
+    use std::io::Write;
+    use std::path::{Path, PathBuf};
+
+    /// A fresh folder under the system temporary folder, removed when dropped.
+    pub struct TempDir(PathBuf);
+
+    impl TempDir {
+        pub fn new(label: &str) -> Self {
+            let p = std::env::temp_dir().join(format!("ebm-data-{}-{label}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(&p).unwrap();
+            TempDir(p)
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+
+        /// Writes `bytes` to the file `name` in this folder and returns its path.
+        pub fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
+            let p = self.0.join(name);
+            std::fs::write(&p, bytes).unwrap();
+            p
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// `bytes` as a gzip stream.
+    pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
+    }
+}

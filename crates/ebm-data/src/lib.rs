@@ -7,11 +7,13 @@
 //!   train/test split.
 //! - [`idx`]: the IDX files of MNIST and Fashion-MNIST, raw or gzipped.
 //! - [`cifar`]: the binary CIFAR-10 and CIFAR-100 batch files.
+//! - [`batches`]: a shuffled batch order driven by a seed, whose state resumes exactly.
 //! - [`dataset`]: the [`Dataset`] trait that every image source implements.
 //!
 //! All randomness comes from [`ebm_kernels::Rng`]; nothing here calls candle's random constructors. Every batch is
 //! returned as CPU tensors: callers move them to their device.
 
+pub mod batches;
 pub mod cifar;
 pub mod dataset;
 pub mod digits;
@@ -20,6 +22,7 @@ mod file;
 pub mod idx;
 pub mod images;
 
+pub use batches::{BatchState, Batches};
 pub use dataset::Dataset;
 pub use error::{DataError, Result};
 pub use images::{Dequant, ImageSet};

@@ -1,6 +1,7 @@
 //! Data for energy-based models: toy 2D densities, labelled image sets and their file formats, and a
 //! reproducible batch order.
 //!
+//! - [`toy2d`]: the 2D densities of the FFJORD paper (8 Gaussians, 2 spirals, checkerboard, rings, swiss roll, moons).
 //! - [`images`]: [`ImageSet`], an in-memory labelled set of quantised images, and its conversion to `[0, 1]` batches
 //!   with or without dequantisation noise.
 //! - [`digits`]: the UCI optical digits (sklearn's "digits", 8x8, 17 grey levels), embedded in the crate, with a fixed
@@ -21,11 +22,13 @@ pub mod error;
 mod file;
 pub mod idx;
 pub mod images;
+pub mod toy2d;
 
 pub use batches::{BatchState, Batches};
 pub use dataset::Dataset;
 pub use error::{DataError, Result};
 pub use images::{Dequant, ImageSet};
+pub use toy2d::Toy2d;
 
 /// Which half of a dataset that ships as a train and a test part.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

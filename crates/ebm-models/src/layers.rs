@@ -1,6 +1,13 @@
-//! Building blocks shared by the networks: activations, dense layers and the helpers that define parameters.
+//! Building blocks shared by the networks: activations, the conditional convolution (input bias before the conv,
+//! gain after it), dense layers, and the helpers that define parameters with the official initialisation.
+//!
+//! Layers come in two forms: pure functions of tensors ([`cond_conv2d`], [`dense`], ...), which the
+//! finite-difference tests call directly, and specs ([`ConvLayer`], [`DenseLayer`]) that define their parameters
+//! in a [`Builder`] under the official names and apply the functions to the [`Weights`] of a network.
 
 use crate::config::Activation;
+use crate::net::Weights;
+use crate::ops;
 use crate::params::Params;
 use crate::spectral::SnKind;
 use candle_core::{Device, Result, Tensor};
@@ -63,8 +70,36 @@ impl<'a> Builder<'a> {
 
     /// A Glorot-uniform dense weight `[out, in]` without normalisation (the official output layer `fc5`).
     pub fn glorot(&mut self, name: &str, out: usize, inp: usize) -> Result<()> {
-        let bound = (6.0 / (inp + out) as f32).sqrt();
-        self.params.uniform(name, (out, inp), bound, self.rng, &self.device)
+        self.glorot_shape(name, &[out, inp])
+    }
+
+    /// A Glorot-uniform weight of PyTorch layout `[out, in, k...]`: bound `sqrt(6 / (fan_in + fan_out))` with
+    /// `fan_in = in * k...` and `fan_out = out * k...` (TensorFlow's `xavier_initializer`, also for convs).
+    pub fn glorot_shape(&mut self, name: &str, shape: &[usize]) -> Result<()> {
+        let receptive: usize = shape[2..].iter().product();
+        let fan_in = shape.get(1).copied().unwrap_or(1) * receptive;
+        let fan_out = shape[0] * receptive;
+        let bound = (6.0 / (fan_in + fan_out) as f32).sqrt();
+        self.params.uniform(name, shape, bound, self.rng, &self.device)
+    }
+
+    /// A weight `<scope>/<prefix>weight` with the official initialisation (`utils.get_weight`): with spectral
+    /// normalisation N(0, 1) and a power-iteration vector (or, for a `zero` weight, N(0, 1e-10) and the clamp-only
+    /// normalisation); without it Glorot-uniform (or zeros for a `zero` weight).
+    pub fn weight(
+        &mut self,
+        scope: &str,
+        prefix: &str,
+        shape: &[usize],
+        spectral_norm: bool,
+        zero: bool,
+    ) -> Result<()> {
+        match (spectral_norm, zero) {
+            (true, false) => self.sn_weight(scope, prefix, shape, 1.0, Some(SnKind::Normal)).map(|_| ()),
+            (true, true) => self.sn_weight(scope, prefix, shape, 1e-10, Some(SnKind::ClampOnly)).map(|_| ()),
+            (false, true) => self.zeros(&format!("{scope}/{prefix}weight"), shape),
+            (false, false) => self.glorot_shape(&format!("{scope}/{prefix}weight"), shape),
+        }
     }
 
     pub fn zeros(&mut self, name: &str, shape: &[usize]) -> Result<()> {
@@ -82,5 +117,174 @@ pub fn dense(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
     match b {
         Some(b) => y.broadcast_add(b),
         None => Ok(y),
+    }
+}
+
+/// Shape of a per-condition vector of `c` entries: `[c]` when there are at most one condition entries (the
+/// official `classes == 1` case, which the official code also uses for unconditional nets), `[cond_dim, c]`
+/// otherwise.
+pub fn cond_shape(cond_dim: usize, c: usize) -> Vec<usize> {
+    if cond_dim <= 1 {
+        vec![c]
+    } else {
+        vec![cond_dim, c]
+    }
+}
+
+/// A per-channel vector for every example, shaped `[B, c, 1, 1]` (or `[1, c, 1, 1]` without a condition):
+/// `cond @ p` for a condition `[B, L]` and `p` `[L, c]` (or `[c]` when L = 1), or `p` itself (`[c]`) without one.
+pub fn per_example(p: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
+    let c = *p.dims().last().expect("parameter has a dimension");
+    match cond {
+        Some(cond) => {
+            let p2 = if p.rank() == 1 { p.reshape((1, c))? } else { p.clone() };
+            let rows = cond.matmul(&p2)?;
+            let b = rows.dims()[0];
+            rows.reshape((b, c, 1, 1))
+        }
+        None => {
+            if p.rank() != 1 {
+                candle_core::bail!("a parameter of shape {:?} needs a condition", p.dims());
+            }
+            p.reshape((1, c, 1, 1))
+        }
+    }
+}
+
+/// The official input bias (`extra_bias`): `x + cond @ gb` per example (or `x + gb`), added BEFORE the padding.
+pub fn input_bias(x: &Tensor, gb: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
+    x.broadcast_add(&per_example(gb, cond)?)
+}
+
+/// The official output gain (`use_scale`): `y * (cond @ g + cb)` per example, or `y * g` without a condition.
+pub fn output_gain(y: &Tensor, g: &Tensor, cb: Option<&Tensor>, cond: Option<&Tensor>) -> Result<Tensor> {
+    let mut s = per_example(g, cond)?;
+    if let (Some(cb), Some(_)) = (cb, cond) {
+        let c = cb.elem_count();
+        s = s.broadcast_add(&cb.reshape((1, c, 1, 1))?)?;
+    }
+    y.broadcast_mul(&s)
+}
+
+/// The official `conv_block` without activation: optional input bias `gb`, convolution with TensorFlow SAME
+/// padding and `stride` (through [`ops::conv2d`]), optional gain `(g, cb)`. The conv bias is never added.
+pub fn cond_conv2d(
+    x: &Tensor,
+    w: &Tensor,
+    stride: usize,
+    gb: Option<&Tensor>,
+    gain: Option<(&Tensor, Option<&Tensor>)>,
+    cond: Option<&Tensor>,
+) -> Result<Tensor> {
+    let x = match gb {
+        Some(gb) => input_bias(x, gb, cond)?,
+        None => x.clone(),
+    };
+    let y = ops::conv2d_same(&x, w, stride)?;
+    match gain {
+        Some((g, cb)) => output_gain(&y, g, cb, cond),
+        None => Ok(y),
+    }
+}
+
+/// A convolution of a network: its scope, shape, normalisation, conditioning and activation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConvLayer {
+    /// Scope of its parameters, e.g. `res_1_res_c2`: `<scope>/cweight` `[cout, cin, k, k]`, `<scope>/c_u`,
+    /// `<scope>/gb`, `<scope>/g`, `<scope>/cb`.
+    pub scope: String,
+    pub k: usize,
+    pub cin: usize,
+    pub cout: usize,
+    pub stride: usize,
+    pub spectral_norm: bool,
+    /// The official "zero" weight (second conv of every residual block): N(0, 1e-10) init, clamp-only norm.
+    pub zero: bool,
+    /// Input bias `gb` (`[cin]`, or `[cond_dim, cin]`).
+    pub in_bias: bool,
+    /// Output gain `g` (`[cout]`, or `[cond_dim, cout]` plus `cb` `[cout]` when conditional).
+    pub gain: bool,
+    /// Length of the condition this layer sees (0 = none).
+    pub cond_dim: usize,
+    /// Activation applied to the output, if any.
+    pub act: Option<Activation>,
+}
+
+impl ConvLayer {
+    /// A plain (unconditioned, spectrally normalised if `sn`) convolution without activation.
+    pub fn plain(scope: impl Into<String>, k: usize, cin: usize, cout: usize, stride: usize, sn: bool) -> Self {
+        Self {
+            scope: scope.into(),
+            k,
+            cin,
+            cout,
+            stride,
+            spectral_norm: sn,
+            zero: false,
+            in_bias: false,
+            gain: false,
+            cond_dim: 0,
+            act: None,
+        }
+    }
+
+    pub fn with_act(mut self, act: Activation) -> Self {
+        self.act = Some(act);
+        self
+    }
+
+    /// Defines the parameters this layer uses (not the unused conv bias `b`).
+    pub fn build(&self, b: &mut Builder) -> Result<()> {
+        b.weight(&self.scope, "c", &[self.cout, self.cin, self.k, self.k], self.spectral_norm, self.zero)?;
+        if self.in_bias {
+            b.zeros(&format!("{}/gb", self.scope), &cond_shape(self.cond_dim, self.cin))?;
+        }
+        if self.gain {
+            b.ones(&format!("{}/g", self.scope), &cond_shape(self.cond_dim, self.cout))?;
+            if self.cond_dim > 0 {
+                b.zeros(&format!("{}/cb", self.scope), &[self.cout])?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn forward(&self, w: &Weights, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
+        let s = &self.scope;
+        let cw = w.get(&format!("{s}/cweight"))?;
+        let cond = if self.cond_dim > 0 { cond } else { None };
+        let gb = if self.in_bias { Some(w.get(&format!("{s}/gb"))?) } else { None };
+        let g = if self.gain { Some(w.get(&format!("{s}/g"))?) } else { None };
+        let cb = if self.gain && self.cond_dim > 0 { Some(w.get(&format!("{s}/cb"))?) } else { None };
+        let y = cond_conv2d(x, &cw, self.stride, gb.as_ref(), g.as_ref().map(|g| (g, cb.as_ref())), cond)?;
+        match self.act {
+            Some(a) => activate(&y, a),
+            None => Ok(y),
+        }
+    }
+}
+
+/// A dense layer `x W^T + b` with `W` `[out, in]`: `<scope>/wweight`, `<scope>/w_u` (if normalised), `<scope>/b`.
+/// With spectral normalisation the weight is N(0, 1) (`fc_dense`); without, Glorot-uniform (`fc5`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DenseLayer {
+    pub scope: String,
+    pub inp: usize,
+    pub out: usize,
+    pub spectral_norm: bool,
+}
+
+impl DenseLayer {
+    pub fn new(scope: impl Into<String>, inp: usize, out: usize, spectral_norm: bool) -> Self {
+        Self { scope: scope.into(), inp, out, spectral_norm }
+    }
+
+    pub fn build(&self, b: &mut Builder) -> Result<()> {
+        b.weight(&self.scope, "w", &[self.out, self.inp], self.spectral_norm, false)?;
+        b.zeros(&format!("{}/b", self.scope), &[self.out])
+    }
+
+    pub fn forward(&self, w: &Weights, x: &Tensor) -> Result<Tensor> {
+        let s = &self.scope;
+        dense(x, &w.get(&format!("{s}/wweight"))?, Some(&w.get(&format!("{s}/b"))?))
     }
 }

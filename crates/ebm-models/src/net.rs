@@ -216,26 +216,59 @@ impl EnergyNet {
         Ok(net)
     }
 
+    /// Reads the weights of a checkpoint written by [`EnergyNet::save`] into this model: the checkpoint must hold
+    /// the same architecture, and every tensor must be present with this model's shape.
+    pub fn load_weights(&mut self, path: &Path) -> std::result::Result<(), ModelError> {
+        let err = |reason: String| ModelError::Checkpoint { path: path.display().to_string(), reason };
+        let bundle = Bundle::load(path, &self.device)?;
+        if let Some(cfg_json) = bundle.metadata.get(CONFIG_KEY) {
+            let theirs: ModelConfig =
+                serde_json::from_str(cfg_json).map_err(|e| err(format!("model config does not parse: {e}")))?;
+            if theirs.arch_name() != self.config.arch_name() {
+                return Err(err(format!(
+                    "the checkpoint holds a `{}` model, cannot load it into a `{}` model",
+                    theirs.arch_name(),
+                    self.config.arch_name()
+                )));
+            }
+        }
+        self.load_tensors(&bundle, path)
+    }
+
     /// Copies every parameter from `bundle` (names and shapes must match exactly; extra tensors are an error).
     pub fn load_tensors(&mut self, bundle: &Bundle, path: &Path) -> std::result::Result<(), ModelError> {
+        self.load_tensors_prefixed(bundle, "", path)
+    }
+
+    /// Copies every parameter `name` from the bundle's tensor `<prefix><name>` (e.g. `param/` in the PyTorch
+    /// reference fixtures). Every parameter must be present with its shape; a tensor under `prefix` that the
+    /// model does not have is an error. `path` only names the source in errors.
+    pub fn load_tensors_prefixed(
+        &mut self,
+        bundle: &Bundle,
+        prefix: &str,
+        path: &Path,
+    ) -> std::result::Result<(), ModelError> {
         let err = |reason: String| ModelError::Checkpoint { path: path.display().to_string(), reason };
         let arch = self.config.arch_name();
         for (name, slot) in self.params.iter() {
+            let key = format!("{prefix}{name}");
             let t = bundle
                 .tensors
-                .get(name)
-                .ok_or_else(|| err(format!("missing tensor `{name}` that a `{arch}` model needs")))?;
+                .get(&key)
+                .ok_or_else(|| err(format!("missing tensor `{key}` that a `{arch}` model needs")))?;
             if t.dims() != slot.var.dims() {
                 return Err(err(format!(
-                    "tensor `{name}` has shape {:?}, the `{arch}` model needs {:?}",
+                    "tensor `{key}` has shape {:?}, the `{arch}` model needs {:?}",
                     t.dims(),
                     slot.var.dims()
                 )));
             }
             slot.var.set(&t.to_dtype(DType::F32)?.to_device(&self.device)?)?;
         }
-        if let Some(extra) = bundle.tensors.keys().find(|k| !self.params.contains(k)) {
-            return Err(err(format!("unexpected tensor `{extra}` for a `{arch}` model")));
+        let extra = bundle.tensors.keys().filter_map(|k| k.strip_prefix(prefix)).find(|k| !self.params.contains(k));
+        if let Some(extra) = extra {
+            return Err(err(format!("unexpected tensor `{prefix}{extra}` for a `{arch}` model")));
         }
         self.normalise(false)?;
         Ok(())

@@ -6,8 +6,14 @@
 #![warn(missing_docs)]
 
 pub mod canvas;
+pub mod colormap;
 pub mod error;
 pub mod font;
+pub mod plane;
+pub mod ticks;
 
 pub use canvas::{Anchor, Canvas, Rgb};
+pub use colormap::{diverging, greys, palette, viridis};
 pub use error::{PlotError, Result};
+pub use plane::{colorbar, grid_points, heatmap, hist2d, scatter, Bounds, ValueRange};
+pub use ticks::{format_tick, nice_ticks, Scale};

@@ -127,6 +127,18 @@ impl EnergyNet {
         Ok(())
     }
 
+    /// Converts every parameter and state tensor to `dtype` (models are built and loaded in f32; f64 serves
+    /// precise gradient checks). Inputs must then have this dtype; conditions are converted.
+    pub fn to_dtype(&mut self, dtype: DType) -> Result<()> {
+        self.params.to_dtype(dtype)?;
+        self.normalise(false)
+    }
+
+    /// The dtype of the parameters.
+    pub fn dtype(&self) -> DType {
+        self.params.iter().next().map(|(_, s)| s.var.dtype()).unwrap_or(DType::F32)
+    }
+
     /// While frozen the forward pass treats every weight as a constant: Langevin needs only input gradients.
     pub fn set_frozen(&mut self, frozen: bool) {
         self.frozen = frozen;
@@ -135,6 +147,12 @@ impl EnergyNet {
     /// Training mode enables train-time behaviour such as ResNet32Large's dropout.
     pub fn set_training(&mut self, training: bool) {
         self.training = training;
+    }
+
+    /// The tensor the forward pass uses for parameter `name`: the spectrally normalised weight (as of the last
+    /// [`EnergyNet::refresh`]) where normalisation applies, the raw parameter otherwise.
+    pub fn effective_weight(&self, name: &str) -> Result<Tensor> {
+        self.weights().get(name)
     }
 
     /// The dropout generator's state, for exact resume.
@@ -160,7 +178,15 @@ impl EnergyNet {
             (Some(_), 0) => Ok(None), // an unconditional model ignores labels, as the official code does
             (None, d) => candle_core::bail!("this model is conditional ({d} classes/latents): pass a condition"),
             (Some(c), d) => {
-                let c = if c.dtype().is_int() && c.rank() == 1 { one_hot(c, d)? } else { c.to_dtype(DType::F32)? };
+                let labels = c.dtype().is_int() && c.rank() == 1;
+                if labels && !self.config.is_class_conditional() {
+                    candle_core::bail!(
+                        "the {} model is conditioned on {d} continuous latents: pass a float [B, {d}] condition, not \
+                         integer labels",
+                        self.config.arch_name()
+                    );
+                }
+                let c = if labels { one_hot(c, d)? } else { c.to_dtype(DType::F32)? };
                 if c.dims() != [batch, d] {
                     candle_core::bail!("condition has shape {:?}, expected [{batch}, {d}]", c.dims());
                 }
@@ -194,6 +220,12 @@ impl EnergyNet {
     }
 
     /// Reads a model written by [`EnergyNet::save`]; every tensor must be present with the config's shape.
+    ///
+    /// The loaded model's normalised weights are computed from the stored `(W, u)` with one power iteration that
+    /// does not advance `u` (`normalise(false)`), which is what TensorFlow computes when it restores a
+    /// checkpoint. An in-memory model after [`EnergyNet::refresh`] holds the weights of the iteration that
+    /// produced its `u`, so its energies equal the reloaded model's after `normalise(false)`; the next `refresh`
+    /// of either continues identically (exact resume needs only the stored `u`).
     pub fn load(path: &Path, device: &Device) -> std::result::Result<Self, ModelError> {
         let bundle = Bundle::load(path, device)?;
         Self::from_bundle(&bundle, path)
@@ -264,7 +296,7 @@ impl EnergyNet {
                     slot.var.dims()
                 )));
             }
-            slot.var.set(&t.to_dtype(DType::F32)?.to_device(&self.device)?)?;
+            slot.var.set(&t.to_dtype(slot.var.dtype())?.to_device(&self.device)?)?;
         }
         let extra = bundle.tensors.keys().filter_map(|k| k.strip_prefix(prefix)).find(|k| !self.params.contains(k));
         if let Some(extra) = extra {
@@ -279,6 +311,10 @@ impl Energy for EnergyNet {
     fn energy(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
         self.check_input(x)?;
         let c = self.condition(cond, x.dims()[0])?;
+        let c = match c {
+            Some(c) if c.dtype() != x.dtype() => Some(c.to_dtype(x.dtype())?),
+            c => c,
+        };
         self.arch.forward(&self.weights(), x, c.as_ref())
     }
 }

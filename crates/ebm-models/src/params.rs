@@ -84,6 +84,14 @@ impl Params {
         self.slots.iter().filter(|(_, s)| s.trainable).map(|(k, s)| (k.clone(), s.var.clone())).collect()
     }
 
+    /// Converts every stored tensor to `dtype` (e.g. f64 for precise gradient checks).
+    pub fn to_dtype(&mut self, dtype: DType) -> Result<()> {
+        for slot in self.slots.values_mut() {
+            slot.var = Var::from_tensor(&slot.var.as_tensor().to_dtype(dtype)?)?;
+        }
+        Ok(())
+    }
+
     /// Number of stored tensors and of scalars in them.
     pub fn counts(&self) -> (usize, usize) {
         (self.slots.len(), self.slots.values().map(|s| s.var.elem_count()).sum())

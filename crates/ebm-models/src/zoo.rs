@@ -4,7 +4,7 @@ use crate::config::ModelConfig;
 use crate::convnet::ConvNetPlan;
 use crate::layers::Builder;
 use crate::net::Architecture;
-use crate::resnet::ResNetPlan;
+use crate::resnet::{ResNetPlan, Stage};
 use candle_core::Result;
 
 pub(crate) fn build(config: &ModelConfig, b: &mut Builder) -> Result<Box<dyn Architecture>> {
@@ -46,6 +46,16 @@ fn validate(config: &ModelConfig) -> Result<()> {
     let shape = config.input_shape();
     if shape.contains(&0) {
         candle_core::bail!("{arch} config: the input shape {shape:?} has an empty dimension");
+    }
+    if let Some(plan) = ResNetPlan::from_config(config) {
+        let downs = plan.stages.iter().filter(|s| matches!(s, Stage::Res(b) if b.down)).count();
+        if shape[1] >> downs == 0 || shape[2] >> downs == 0 {
+            candle_core::bail!(
+                "{arch} config: `image_size` {} is too small for its {downs} downsampling blocks (at least {})",
+                shape[1],
+                1usize << downs
+            );
+        }
     }
     Ok(())
 }

@@ -15,7 +15,22 @@
 //! entries would round differently), so [`official_variable_count`] does the same and [`OfficialCounts`] reports
 //! the power-iteration state separately.
 //!
-//! What we store is smaller: only the variables the forward pass uses ([`crate::Params::trainable_count`]).
+//! What we store is smaller: only the variables the forward pass uses ([`crate::Params::trainable_count`]): no
+//! conv bias `b`, no `g`/`gb`/`cb` where a conv does not apply them (the first conv of a block has only `gb`, the
+//! second `gb`, `g` and, conditional, `cb`; the stem and the shortcut none), no unused `fc_dense`, no attention
+//! scope unless attention runs (then without `atten_v_b1`) and no block that attention replaces. Measured with the
+//! official options (`cargo test -p ebm-models --test zoo -- --ignored print_official`):
+//!
+//! | model | reference | official (computed) | + `_u` state | stored trainable |
+//! |---|---|---|---|---|
+//! | ResNet32(128) uncond | 7.52M | 7,519,496 | 3,840 | 5,315,841 |
+//! | ResNet32Large(128) uncond | 18.74M | 18,738,312 | 6,784 | 18,591,105 |
+//! | Wider(192, 10 cls) | 42.19M | 42,185,864 | 9,920 | 42,037,185 |
+//! | Wider(256, 10 cls) | 74.71M | 74,710,408 | 13,184 | 74,480,001 |
+//! | Wider(256, 1000 cls) | 97.77M | 97,773,448 | 13,184 | 89,559,681 |
+//! | ResNet128(64, 1000 cls) | 24.56M | 24,555,592 | 5,056 | 21,212,289 |
+//! | MnistNet(64) | 1.25M | 1,247,555 | 640 | 1,246,017 |
+//! | DspritesNet(64, L=2) | 0.95M | 953,283 | 608 | 951,905 |
 
 use crate::config::ModelConfig;
 use crate::convnet::ConvNetPlan;

@@ -17,6 +17,17 @@ use std::sync::Mutex;
 pub trait Architecture: Send + Sync {
     /// Energies `[B]`.
     fn forward(&self, w: &Weights, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor>;
+
+    /// Energies and their input gradient by a hand-written backward pass, for architectures that have one; used
+    /// while the model is frozen (Langevin), where no parameter gradient is wanted. `None`: use autograd.
+    fn energy_and_input_grad(
+        &self,
+        _w: &Weights,
+        _x: &Tensor,
+        _cond: Option<&Tensor>,
+    ) -> Option<Result<(Tensor, Tensor)>> {
+        None
+    }
 }
 
 /// The weights a forward pass sees: the spectrally normalised ones where normalisation applies, the raw
@@ -316,6 +327,17 @@ impl Energy for EnergyNet {
             c => c,
         };
         self.arch.forward(&self.weights(), x, c.as_ref())
+    }
+
+    fn energy_and_grad(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<(Tensor, Tensor)> {
+        if self.frozen {
+            self.check_input(x)?;
+            let c = self.condition(cond, x.dims()[0])?;
+            if let Some(r) = self.arch.energy_and_input_grad(&self.weights(), x, c.as_ref()) {
+                return r;
+            }
+        }
+        ebm_sampler::autograd_energy_and_grad(self, x, cond)
     }
 }
 

@@ -237,47 +237,57 @@ impl<E: Stored> ReplayBuffer<E> {
         Ok((x, c))
     }
 
-    /// Writes the buffer atomically to `path`.
-    pub fn save(&self, path: &Path) -> std::result::Result<(), ReplayError> {
-        let inv =
-            |e: candle_core::Error| ReplayError::Invalid { path: path.display().to_string(), reason: e.to_string() };
-        let mut b = Bundle::new();
+    /// Adds the buffer's tensors and metadata to `b` under `prefix` (so it can share a checkpoint file).
+    pub fn to_bundle(&self, b: &mut Bundle, prefix: &str) -> Result<()> {
         let mut shape = vec![self.len];
         shape.extend_from_slice(&self.sample_shape);
-        b.insert("data", Tensor::from_slice(&self.data, shape, &Device::Cpu).map_err(inv)?);
-        b.insert("cond", Tensor::from_slice(&self.cond, (self.len, self.cond_dim), &Device::Cpu).map_err(inv)?);
-        b.set_meta("ebm.format", "ebm-replay/1");
-        b.set_meta("capacity", self.capacity.to_string());
-        b.set_meta("next", self.next.to_string());
-        b.set_meta("seen", self.seen.to_string());
-        b.set_meta("codec", self.codec.name());
-        b.set_meta("policy", if self.policy == Policy::Fifo { "fifo" } else { "reservoir" });
+        b.insert(format!("{prefix}data"), Tensor::from_slice(&self.data, shape, &Device::Cpu)?);
+        b.insert(format!("{prefix}cond"), Tensor::from_slice(&self.cond, (self.len, self.cond_dim), &Device::Cpu)?);
+        b.set_meta(format!("{prefix}format"), "ebm-replay/1");
+        b.set_meta(format!("{prefix}capacity"), self.capacity.to_string());
+        b.set_meta(format!("{prefix}next"), self.next.to_string());
+        b.set_meta(format!("{prefix}seen"), self.seen.to_string());
+        b.set_meta(format!("{prefix}codec"), self.codec.name());
+        b.set_meta(format!("{prefix}policy"), if self.policy == Policy::Fifo { "fifo" } else { "reservoir" });
+        Ok(())
+    }
+
+    /// Writes the buffer atomically to `path`.
+    pub fn save(&self, path: &Path) -> std::result::Result<(), ReplayError> {
+        let mut b = Bundle::new();
+        self.to_bundle(&mut b, "")
+            .map_err(|e| ReplayError::Invalid { path: path.display().to_string(), reason: e.to_string() })?;
         b.save(path)?;
         Ok(())
     }
 
     /// Reads a buffer written by [`ReplayBuffer::save`]; the element type must match the file's.
     pub fn load(path: &Path) -> std::result::Result<Self, ReplayError> {
-        let b = Bundle::load(path, &Device::Cpu)?;
+        Self::from_bundle(&Bundle::load(path, &Device::Cpu)?, "", path)
+    }
+
+    /// Reads the buffer stored in `b` under `prefix`; `path` names the file in errors.
+    pub fn from_bundle(b: &Bundle, prefix: &str, path: &Path) -> std::result::Result<Self, ReplayError> {
         let bad = |reason: String| ReplayError::Invalid { path: path.display().to_string(), reason };
-        if b.metadata.get("ebm.format").map(String::as_str) != Some("ebm-replay/1") {
+        let key = |k: &str| format!("{prefix}{k}");
+        if b.metadata.get(&key("format")).map(String::as_str) != Some("ebm-replay/1") {
             return Err(bad("not an ebm replay buffer (format tag missing)".into()));
         }
         let num = |k: &str| -> std::result::Result<u64, ReplayError> {
-            b.meta(path, k)?.parse::<u64>().map_err(|e| bad(format!("metadata `{k}`: {e}")))
+            b.meta(path, &key(k))?.parse::<u64>().map_err(|e| bad(format!("metadata `{k}`: {e}")))
         };
         let (capacity, next, seen) = (num("capacity")? as usize, num("next")? as usize, num("seen")?);
-        let codec = Codec::parse(b.meta(path, "codec")?).ok_or_else(|| bad("unknown codec".into()))?;
-        let policy = match b.meta(path, "policy")? {
+        let codec = Codec::parse(b.meta(path, &key("codec"))?).ok_or_else(|| bad("unknown codec".into()))?;
+        let policy = match b.meta(path, &key("policy"))? {
             "fifo" => Policy::Fifo,
             "reservoir" => Policy::Reservoir,
             p => return Err(bad(format!("unknown policy `{p}`"))),
         };
-        let data = b.get(path, "data")?;
+        let data = b.get(path, &key("data"))?;
         if data.dtype() != E::DTYPE {
             return Err(bad(format!("stores {:?} samples, expected {:?}", data.dtype(), E::DTYPE)));
         }
-        let cond = b.get(path, "cond")?;
+        let cond = b.get(path, &key("cond"))?;
         let len = data.dims()[0];
         if len > capacity || next >= capacity.max(1) || cond.dims().first() != Some(&len) {
             return Err(bad(format!("inconsistent sizes: {len} entries, capacity {capacity}, next {next}")));

@@ -1,0 +1,62 @@
+//! One iteration of contrastive divergence, shared by every data kind: refresh the spectral norms, run the
+//! negative chains with the weights frozen, then the loss `ml (mean E+ - mean E-) + l2 (mean E+^2 + mean E-^2)`
+//! and one optimizer step.
+
+use crate::optim::{grad_norm, Adam};
+use candle_core::{Result, Tensor};
+use ebm_models::EnergyNet;
+use ebm_sampler::{Energy, Langevin};
+
+/// What one iteration measured.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IterStats {
+    pub e_pos: f32,
+    pub e_neg: f32,
+    pub loss: f32,
+    pub grad_norm: f32,
+}
+
+/// The loss of the official code (reference 1.1) on positive and negative energies `[B]`.
+pub fn cd_loss(e_pos: &Tensor, e_neg: &Tensor, ml_coeff: f64, l2_coeff: f64) -> Result<Tensor> {
+    let ml = (e_pos.mean_all()? - e_neg.mean_all()?)?;
+    let l2 = (e_pos.sqr()?.mean_all()? + e_neg.sqr()?.mean_all()?)?;
+    (ml * ml_coeff)? + (l2 * l2_coeff)?
+}
+
+/// Runs the negative chains: weights frozen (input gradients only), one power iteration done beforehand.
+pub fn negatives(
+    model: &mut EnergyNet,
+    sampler: &Langevin,
+    x_init: &Tensor,
+    cond: Option<&Tensor>,
+    seed: u64,
+) -> Result<Tensor> {
+    model.refresh()?;
+    model.set_frozen(true);
+    let chain = sampler.run(&*model, x_init, cond, None, seed);
+    model.set_frozen(false);
+    Ok(chain?.x)
+}
+
+/// The parameter update from positives and (already sampled) negatives; uses the normalised weights of the last
+/// refresh, with their gradient paths to the raw weights.
+pub fn update(
+    model: &EnergyNet,
+    opt: &mut Adam,
+    x_pos: &Tensor,
+    cond_pos: Option<&Tensor>,
+    x_neg: &Tensor,
+    cond_neg: Option<&Tensor>,
+    ml_coeff: f64,
+    l2_coeff: f64,
+) -> Result<IterStats> {
+    let e_pos = model.energy(x_pos, cond_pos)?;
+    let e_neg = model.energy(&x_neg.detach(), cond_neg)?;
+    let loss = cd_loss(&e_pos, &e_neg, ml_coeff, l2_coeff)?;
+    let grads = loss.backward()?;
+    let params = model.params().trainable();
+    let gn = grad_norm(&grads, &params)?;
+    opt.step(&grads)?;
+    let scalar = |t: &Tensor| -> Result<f32> { t.mean_all()?.to_scalar::<f32>() };
+    Ok(IterStats { e_pos: scalar(&e_pos)?, e_neg: scalar(&e_neg)?, loss: loss.to_scalar::<f32>()?, grad_norm: gn })
+}

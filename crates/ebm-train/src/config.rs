@@ -1,0 +1,213 @@
+//! The run configuration: one TOML file (a preset, or a user's copy of one) says everything a run does.
+//! Unknown keys are errors, so a typo never silently falls back to a default.
+
+use crate::optim::AdamConfig;
+use ebm_kernels::{Clip, NoiseOrder};
+use ebm_models::ModelConfig;
+use ebm_sampler::Langevin;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// A whole run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Short name, used for the run folder.
+    pub name: String,
+    /// What the preset is for and what to expect of it (shown by `presets`).
+    #[serde(default)]
+    pub description: String,
+    pub seed: u64,
+    pub data: DataConfig,
+    pub model: ModelConfig,
+    pub train: TrainLoop,
+    pub sampler: SamplerConfig,
+    pub replay: ReplayConfig,
+    #[serde(default)]
+    pub eval: EvalConfig,
+}
+
+/// Where training data comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DataConfig {
+    /// A 2D density of `ebm_data::toy2d`, drawn fresh every iteration.
+    Toy2d { name: String },
+}
+
+/// The optimisation loop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainLoop {
+    pub iterations: u64,
+    pub batch_size: usize,
+    pub adam: AdamConfig,
+    /// Weight of the contrastive-divergence term `mean(E+) - mean(E-)`.
+    #[serde(default = "one")]
+    pub ml_coeff: f64,
+    /// Weight of the energy regulariser `mean(E+^2) + mean(E-^2)` (the official `l2_coeff`, default 1).
+    #[serde(default = "one")]
+    pub l2_coeff: f64,
+    #[serde(default = "hundred")]
+    pub log_every: u64,
+    /// Refresh the sample figure every this many iterations (0: only at the end).
+    #[serde(default)]
+    pub figure_every: u64,
+    /// Write a checkpoint every this many iterations (0: only at the end).
+    #[serde(default)]
+    pub checkpoint_every: u64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+fn hundred() -> u64 {
+    100
+}
+
+/// How gradients are limited during Langevin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ClipKind {
+    #[default]
+    None,
+    /// Elementwise (the official `li`).
+    Elementwise,
+    /// Per-sample L2 norm.
+    L2,
+}
+
+/// Order of noise and gradient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Order {
+    /// The official order: noise, gradient at the noised point, clamp.
+    #[default]
+    Official,
+    Textbook,
+}
+
+/// The Langevin sampler used for negatives (and, with `eval_steps`, for fresh samples).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamplerConfig {
+    pub steps: usize,
+    pub step_size: f32,
+    pub noise_std: f32,
+    #[serde(default)]
+    pub clip: ClipKind,
+    #[serde(default)]
+    pub clip_value: f32,
+    /// Clamp samples to [lo, hi].
+    #[serde(default)]
+    pub clamp: Option<[f32; 2]>,
+    #[serde(default)]
+    pub order: Order,
+    #[serde(default = "one_f32")]
+    pub temperature: f32,
+    /// The box fresh chains start in: uniform on [lo, hi] in every coordinate.
+    pub init_range: [f32; 2],
+}
+
+fn one_f32() -> f32 {
+    1.0
+}
+
+impl SamplerConfig {
+    /// The sampler these settings describe, with `steps` steps.
+    pub fn langevin(&self, steps: usize) -> Langevin {
+        let mut l = Langevin::ula(self.step_size, steps);
+        l.noise_std = self.noise_std;
+        l.clip = match self.clip {
+            ClipKind::None => Clip::None,
+            ClipKind::Elementwise => Clip::Elementwise(self.clip_value),
+            ClipKind::L2 => Clip::SampleL2(self.clip_value),
+        };
+        l.clamp = self.clamp.map(|[a, b]| (a, b));
+        l.order = match self.order {
+            Order::Official => NoiseOrder::NoiseFirst,
+            Order::Textbook => NoiseOrder::Textbook,
+        };
+        l.temperature = self.temperature;
+        l
+    }
+}
+
+/// The replay buffer of chain states.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayConfig {
+    pub capacity: usize,
+    /// Probability that a chain starts from fresh noise instead of the buffer (official: 0.05).
+    pub reinit_prob: f64,
+}
+
+/// What the run measures at its end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalConfig {
+    /// Fresh chains (from the init box, not the buffer) drawn at the end.
+    #[serde(default = "eval_samples")]
+    pub samples: usize,
+    /// Langevin steps of those chains.
+    #[serde(default = "eval_steps")]
+    pub steps: usize,
+    /// MMD kernel bandwidth (2D data).
+    #[serde(default = "bandwidth")]
+    pub mmd_bandwidth: f64,
+}
+
+fn eval_samples() -> usize {
+    1000
+}
+fn eval_steps() -> usize {
+    500
+}
+fn bandwidth() -> f64 {
+    0.5
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Self { samples: eval_samples(), steps: eval_steps(), mmd_bandwidth: bandwidth() }
+    }
+}
+
+impl RunConfig {
+    /// Parses a TOML config; `origin` names the file (or preset) in errors.
+    pub fn from_toml(text: &str, origin: &str) -> anyhow::Result<Self> {
+        let cfg: RunConfig = toml::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+        cfg.validate().map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+        Ok(cfg)
+    }
+
+    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("configs serialise")
+    }
+
+    /// Range checks that serde cannot express.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let t = &self.train;
+        anyhow::ensure!(t.batch_size > 0, "train.batch_size must be positive");
+        anyhow::ensure!(t.adam.lr > 0.0 && t.adam.lr.is_finite(), "train.adam.lr must be a positive number");
+        anyhow::ensure!((0.0..1.0).contains(&t.adam.beta2), "train.adam.beta2 must be in [0, 1)");
+        anyhow::ensure!((0.0..=1.0).contains(&self.replay.reinit_prob), "replay.reinit_prob must be in [0, 1]");
+        anyhow::ensure!(self.replay.capacity > 0, "replay.capacity must be positive");
+        let s = &self.sampler;
+        anyhow::ensure!(s.step_size >= 0.0 && s.noise_std >= 0.0, "sampler.step_size and noise_std must be >= 0");
+        anyhow::ensure!(s.temperature > 0.0, "sampler.temperature must be positive");
+        anyhow::ensure!(s.init_range[0] < s.init_range[1], "sampler.init_range must be [lo, hi] with lo < hi");
+        if s.clip != ClipKind::None {
+            anyhow::ensure!(s.clip_value > 0.0, "sampler.clip_value must be positive when sampler.clip is set");
+        }
+        if let DataConfig::Toy2d { name } = &self.data {
+            name.parse::<ebm_data::Toy2d>().map_err(|e| anyhow::anyhow!("data.name: {e}"))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,14 @@
+//! The `ebm-train` driver as a library: configuration, presets, the training loops that compose the other
+//! crates, run folders and checkpoints. The binary (`src/main.rs`) is a thin command line over it.
+
+pub mod cd;
+pub mod cli;
+pub mod compose;
+pub mod config;
+pub mod figures;
+pub mod optim;
+pub mod presets;
+pub mod progress;
+pub mod run_dir;
+pub mod state;
+pub mod toy;

@@ -1,0 +1,81 @@
+//! The run folder: config, metrics as JSON lines, figures, checkpoints.
+
+use anyhow::Context;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// An open run folder.
+pub struct RunDir {
+    pub path: PathBuf,
+    metrics: std::fs::File,
+}
+
+impl RunDir {
+    /// Creates `root/<name>` (or `<name>-2`, `-3`, ... if taken), or uses `explicit` when given.
+    pub fn create(root: &Path, name: &str, explicit: Option<&Path>) -> anyhow::Result<Self> {
+        let path = match explicit {
+            Some(p) => p.to_path_buf(),
+            None => {
+                let mut p = root.join(name);
+                let mut k = 2;
+                while p.exists() {
+                    p = root.join(format!("{name}-{k}"));
+                    k += 1;
+                }
+                p
+            }
+        };
+        std::fs::create_dir_all(&path).with_context(|| format!("cannot create run folder {}", path.display()))?;
+        Self::open(path, false)
+    }
+
+    /// Opens an existing run folder to continue it (metrics are appended).
+    pub fn open(path: PathBuf, append: bool) -> anyhow::Result<Self> {
+        let mp = path.join("metrics.jsonl");
+        let metrics = std::fs::OpenOptions::new()
+            .create(true)
+            .append(append)
+            .write(true)
+            .truncate(!append)
+            .open(&mp)
+            .with_context(|| format!("cannot open {}", mp.display()))?;
+        Ok(Self { path, metrics })
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// Appends one JSON object as a line of metrics.jsonl.
+    pub fn log(&mut self, value: &serde_json::Value) -> anyhow::Result<()> {
+        writeln!(self.metrics, "{value}").context("writing metrics.jsonl")?;
+        Ok(())
+    }
+
+    /// Writes a text file atomically.
+    pub fn write_text(&self, name: &str, text: &str) -> anyhow::Result<()> {
+        ebm_io::write_atomic(&self.file(name), text.as_bytes())?;
+        Ok(())
+    }
+}
+
+/// Reads metrics.jsonl back, dropping lines past iteration `upto` (used when resuming from an earlier checkpoint).
+pub fn truncate_metrics(path: &Path, upto: u64) -> anyhow::Result<()> {
+    let mp = path.join("metrics.jsonl");
+    let Ok(text) = std::fs::read_to_string(&mp) else { return Ok(()) };
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| v.get("iter").and_then(|i| i.as_u64()))
+                .is_none_or(|i| i <= upto)
+        })
+        .collect();
+    let mut out = kept.join("\n");
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    ebm_io::write_atomic(&mp, out.as_bytes())?;
+    Ok(())
+}

@@ -27,6 +27,10 @@ pub struct MlpConfig {
     pub activation: Activation,
     #[serde(default = "yes")]
     pub spectral_norm: bool,
+    /// Hidden weights without spectral norm start N(0, std^2) when set, Glorot-uniform otherwise. A large std
+    /// starts the network with high-frequency features, which lets a 2D energy split into many modes quickly.
+    #[serde(default)]
+    pub weight_std: Option<f32>,
 }
 
 fn swish() -> Activation {

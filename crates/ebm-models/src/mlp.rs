@@ -21,6 +21,8 @@ impl Mlp {
             if kind.is_some() {
                 // raw N(0, 1) as the official code: the normalisation sets the scale
                 b.sn_weight(&scope, "w", &[cfg.hidden, inp], 1.0, kind)?;
+            } else if let Some(std) = cfg.weight_std {
+                b.sn_weight(&scope, "w", &[cfg.hidden, inp], std, None)?;
             } else {
                 b.glorot(&format!("{scope}/wweight"), cfg.hidden, inp)?;
             }

@@ -9,8 +9,14 @@ use ebm_sampler::{autograd_energy_and_grad, Energy};
 fn hand_written_gradient_matches_autograd() {
     for act in [Activation::Swish, Activation::LeakyRelu, Activation::Relu] {
         for sn in [true, false] {
-            let cfg =
-                ModelConfig::Mlp(MlpConfig { input_dim: 3, hidden: 17, depth: 3, activation: act, spectral_norm: sn });
+            let cfg = ModelConfig::Mlp(MlpConfig {
+                input_dim: 3,
+                hidden: 17,
+                depth: 3,
+                activation: act,
+                spectral_norm: sn,
+                weight_std: None,
+            });
             let mut rng = Rng::new(5);
             let mut net = EnergyNet::new(cfg, &mut rng, &Device::Cpu).unwrap();
             net.refresh().unwrap();

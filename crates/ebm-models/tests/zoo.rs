@@ -66,6 +66,7 @@ fn tiny_configs() -> Vec<ModelConfig> {
             depth: 2,
             activation: Activation::Swish,
             spectral_norm: true,
+            weight_std: None,
         }),
         ModelConfig::ResNet32(ResNet32Config { filters: 4, classes: 3, image_size: 8, ..Default::default() }),
         ModelConfig::ResNet32(ResNet32Config { filters: 4, attention: true, image_size: 8, ..Default::default() }),
@@ -343,6 +344,7 @@ fn mlp_normalised_weights_have_unit_spectral_norm_after_many_refreshes() {
         depth: 3,
         activation: Activation::Swish,
         spectral_norm: true,
+        weight_std: None,
     });
     let mut net = EnergyNet::new(cfg, &mut Rng::new(0), &Device::Cpu).unwrap();
     for _ in 0..200 {

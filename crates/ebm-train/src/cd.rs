@@ -57,6 +57,6 @@ pub fn update(
     let params = model.params().trainable();
     let gn = grad_norm(&grads, &params)?;
     opt.step(&grads)?;
-    let scalar = |t: &Tensor| -> Result<f32> { t.mean_all()?.to_scalar::<f32>() };
-    Ok(IterStats { e_pos: scalar(&e_pos)?, e_neg: scalar(&e_neg)?, loss: loss.to_scalar::<f32>()?, grad_norm: gn })
+    let scalar = |t: &Tensor| -> Result<f32> { t.mean_all()?.to_dtype(candle_core::DType::F32)?.to_scalar::<f32>() };
+    Ok(IterStats { e_pos: scalar(&e_pos)?, e_neg: scalar(&e_neg)?, loss: scalar(&loss)?, grad_norm: gn })
 }

@@ -1,6 +1,6 @@
 //! The command line.
 
-use crate::config::RunConfig;
+use crate::config::{DataConfig, RunConfig};
 use crate::run_dir::RunDir;
 use crate::state::TrainState;
 use anyhow::Context;
@@ -102,17 +102,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn train(a: TrainArgs, device: &Device) -> anyhow::Result<()> {
-    let (mut st, mut run) = match &a.resume {
+    let started = std::time::Instant::now();
+    let (cfg, run, resume) = match &a.resume {
         Some(dir) => {
             let ck = dir.join("checkpoint.safetensors");
             anyhow::ensure!(ck.exists(), "{}: no checkpoint to resume from", ck.display());
-            let mut st = TrainState::<f32>::load(&ck, device)?;
-            if let Some(n) = a.iterations {
-                st.cfg.train.iterations = n;
-            }
-            crate::run_dir::truncate_metrics(dir, st.iter)?;
-            tracing::info!("resuming {} at iteration {}", dir.display(), st.iter);
-            (st, RunDir::open(dir.clone(), true)?)
+            let cfg = RunConfig::from_file(&dir.join("config.toml"))?;
+            (cfg, RunDir::open(dir.clone(), true)?, Some(ck))
         }
         None => {
             let mut cfg = match (&a.preset, &a.config) {
@@ -128,16 +124,92 @@ fn train(a: TrainArgs, device: &Device) -> anyhow::Result<()> {
             }
             let run = RunDir::create(&a.runs_dir, &cfg.name, a.out.as_deref())?;
             run.write_text("config.toml", &cfg.to_toml())?;
-            (crate::toy::init_state(&cfg, device)?, run)
+            (cfg, run, None)
         }
     };
     tracing::info!("run folder: {}", run.path.display());
-    let started = std::time::Instant::now();
-    crate::toy::train(&mut st, &mut run, device)?;
-    let (ev, samples) = crate::toy::evaluate(&mut st.model, &st.cfg, st.cfg.seed, device)?;
+    match &cfg.data {
+        DataConfig::Toy2d { .. } => train_toy(cfg, run, resume, a.iterations, started, device),
+        DataConfig::Images { .. } => train_images(cfg, run, resume, a.iterations, started, device),
+    }
+}
+
+/// Loads a checkpoint to resume, with the iteration total overridden when asked.
+fn resume_state<E: ebm_replay::Stored>(
+    ck: &Path,
+    run: &RunDir,
+    iterations: Option<u64>,
+    device: &Device,
+) -> anyhow::Result<TrainState<E>> {
+    let mut st = TrainState::<E>::load(ck, device)?;
+    if let Some(n) = iterations {
+        st.cfg.train.iterations = n;
+    }
+    crate::run_dir::truncate_metrics(&run.path, st.iter)?;
+    tracing::info!("resuming {} at iteration {}", run.path.display(), st.iter);
+    Ok(st)
+}
+
+fn train_toy(
+    cfg: RunConfig,
+    mut run: RunDir,
+    resume: Option<PathBuf>,
+    iterations: Option<u64>,
+    started: std::time::Instant,
+    device: &Device,
+) -> anyhow::Result<()> {
+    let mut st = match &resume {
+        Some(ck) => resume_state::<f32>(ck, &run, iterations, device)?,
+        None => crate::toy::init_state(&cfg, device)?,
+    };
+    // 2D models are too small to split across threads: one thread is faster than two
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+    pool.install(|| crate::toy::train(&mut st, &mut run, device))?;
+    let (ev, samples) = pool.install(|| crate::toy::evaluate(&mut st.model, &st.cfg, st.cfg.seed, device))?;
     crate::figures::toy_figure(&st, crate::toy::density(&st.cfg)?, &run.file("density.png"), Some(&samples), device)?;
     run.write_text("summary.json", &serde_json::to_string_pretty(&ev)?)?;
     println!("{}", summary_text(&run.path, started.elapsed().as_secs_f64(), &ev));
+    Ok(())
+}
+
+fn train_images(
+    cfg: RunConfig,
+    mut run: RunDir,
+    resume: Option<PathBuf>,
+    iterations: Option<u64>,
+    started: std::time::Instant,
+    device: &Device,
+) -> anyhow::Result<()> {
+    let data = crate::image::load_data(&cfg)?;
+    let mut st = match &resume {
+        Some(ck) => resume_state::<u8>(ck, &run, iterations, device)?,
+        None => crate::image::init_state(&cfg, &data, device)?,
+    };
+    crate::image::train(&mut st, &data, &mut run, device, None)?;
+    tracing::info!("evaluating: held-out classification and {} fresh samples per class", st.cfg.eval.per_class);
+    let (ev, samples) = crate::image::evaluate(&mut st.model, &st.cfg, &data, device)?;
+    let per = st.cfg.eval.per_class;
+    let classes = st.cfg.model.cond_dim().max(1);
+    let show: Vec<u32> = (0..classes * per.min(10)).map(|i| (i / per.min(10)) as u32).collect();
+    let pick: Vec<u32> = (0..classes).flat_map(|c| (0..per.min(10)).map(move |j| (c * per + j) as u32)).collect();
+    let shown = samples.index_select(&candle_core::Tensor::new(pick.as_slice(), samples.device())?, 0)?;
+    crate::figures::image_grid_png(&shown, Some(&show), per.min(10), &run.file("fresh_samples.png"))?;
+    run.write_text("summary.json", &serde_json::to_string_pretty(&ev)?)?;
+    let secs = started.elapsed().as_secs_f64();
+    let pct = |v: Option<f64>| v.map(|a| format!("{:.1}%", 100.0 * a)).unwrap_or_else(|| "n/a (unconditional)".into());
+    println!(
+        "done in {secs:.0} s; outputs in {}\n  samples.png (replay buffer by class), fresh_samples.png (new chains from \
+         noise, {} steps), curves.png, metrics.jsonl, checkpoint.safetensors, model.safetensors, summary.json\n  \
+         held-out accuracy (argmin_y E(x, y), {} test images): {}\n  conditional-sample accuracy ({} fresh samples per \
+         class, judged by a pixel MLP whose own test accuracy is {:.1}%): {}",
+        run.path.display(),
+        ev.sample_steps,
+        ev.test_images,
+        pct(ev.heldout_accuracy),
+        ev.samples_per_class,
+        100.0 * ev.judge_test_accuracy,
+        pct(ev.conditional_sample_accuracy),
+    );
     Ok(())
 }
 

@@ -143,7 +143,7 @@ pub fn measure(
         .iter()
         .map(|p| match p.cfg.as_ref().map(|c| &c.data) {
             Some(DataConfig::Toy2d { name }) => name.parse::<Toy2d>().ok().and_then(|d| HighRegion::new(d, &mut rng)),
-            None => None,
+            _ => None,
         })
         .collect();
     let mut singles = Vec::new();

@@ -33,6 +33,42 @@ pub struct RunConfig {
 pub enum DataConfig {
     /// A 2D density of `ebm_data::toy2d`, drawn fresh every iteration.
     Toy2d { name: String },
+    /// A labelled image set with a train and a test split.
+    Images {
+        source: ImageSource,
+        /// Folder holding the files (default: `data/cache/<source>`, where `cargo xtask fetch-data` puts them).
+        #[serde(default)]
+        dir: Option<std::path::PathBuf>,
+        /// Dequantise pixels with uniform noise, `(p + u) / levels` (the official training input).
+        #[serde(default = "yes")]
+        dequantize: bool,
+    },
+}
+
+/// The image sets a run can train on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImageSource {
+    /// The UCI optical digits embedded in the binary (8x8, 17 grey levels, 10 classes).
+    Digits,
+    Mnist,
+    FashionMnist,
+    Cifar10,
+}
+
+impl ImageSource {
+    pub fn name(self) -> &'static str {
+        match self {
+            ImageSource::Digits => "digits",
+            ImageSource::Mnist => "mnist",
+            ImageSource::FashionMnist => "fashion-mnist",
+            ImageSource::Cifar10 => "cifar10",
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// The optimisation loop.
@@ -56,6 +92,19 @@ pub struct TrainLoop {
     /// Write a checkpoint every this many iterations (0: only at the end).
     #[serde(default)]
     pub checkpoint_every: u64,
+    /// A batch whose mean energy magnitude exceeds this counts as diverged (as does a NaN).
+    #[serde(default = "energy_bound")]
+    pub divergence_bound: f32,
+    /// Roll back at most this many times before giving up.
+    #[serde(default = "max_rollbacks")]
+    pub max_rollbacks: u32,
+}
+
+fn energy_bound() -> f32 {
+    1e4
+}
+fn max_rollbacks() -> u32 {
+    3
 }
 
 fn one() -> f64 {
@@ -155,6 +204,13 @@ pub struct EvalConfig {
     /// MMD kernel bandwidth (2D data).
     #[serde(default = "bandwidth")]
     pub mmd_bandwidth: f64,
+    /// Fresh samples per class for the conditional-sample accuracy (images).
+    #[serde(default = "per_class")]
+    pub per_class: usize,
+}
+
+fn per_class() -> usize {
+    100
 }
 
 fn eval_samples() -> usize {
@@ -169,7 +225,7 @@ fn bandwidth() -> f64 {
 
 impl Default for EvalConfig {
     fn default() -> Self {
-        Self { samples: eval_samples(), steps: eval_steps(), mmd_bandwidth: bandwidth() }
+        Self { samples: eval_samples(), steps: eval_steps(), mmd_bandwidth: bandwidth(), per_class: per_class() }
     }
 }
 
@@ -205,8 +261,15 @@ impl RunConfig {
         if s.clip != ClipKind::None {
             anyhow::ensure!(s.clip_value > 0.0, "sampler.clip_value must be positive when sampler.clip is set");
         }
-        if let DataConfig::Toy2d { name } = &self.data {
-            name.parse::<ebm_data::Toy2d>().map_err(|e| anyhow::anyhow!("data.name: {e}"))?;
+        anyhow::ensure!(t.divergence_bound > 0.0, "train.divergence_bound must be positive");
+        match &self.data {
+            DataConfig::Toy2d { name } => {
+                name.parse::<ebm_data::Toy2d>().map_err(|e| anyhow::anyhow!("data.name: {e}"))?;
+                anyhow::ensure!(self.model.input_shape() == [2], "a toy2d run needs a model with 2 inputs");
+            }
+            DataConfig::Images { .. } => {
+                anyhow::ensure!(self.model.input_shape().len() == 3, "an image run needs an image model");
+            }
         }
         Ok(())
     }

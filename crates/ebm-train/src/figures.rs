@@ -6,7 +6,10 @@ use candle_core::{Device, Tensor};
 use ebm_data::Toy2d;
 use ebm_kernels::Rng;
 use ebm_models::EnergyNet;
-use ebm_plot::{grid_points, heatmap, hist2d, viridis, Bounds, Canvas, Figure, ValueRange};
+use ebm_plot::{
+    grid_points, heatmap, hist2d, image_grid, line_chart, viridis, Bounds, Canvas, Figure, GridLayout, Series,
+    ValueRange,
+};
 use ebm_sampler::Energy;
 use std::path::Path;
 
@@ -92,5 +95,76 @@ pub fn compose_figure(
 pub fn model_density_png(model: &EnergyNet, path: &Path, device: &Device) -> anyhow::Result<()> {
     let b = Bounds::square(-TOY_BOUNDS, TOY_BOUNDS);
     density_panel(model, b, device)?.save_png(path)?;
+    Ok(())
+}
+
+/// A grid of images `[N, C, H, W]` in [0, 1], one row per label when `labels` are given.
+pub fn image_grid_png(x: &Tensor, labels: Option<&[u32]>, cols: usize, path: &Path) -> anyhow::Result<()> {
+    let dims = x.dims().to_vec();
+    anyhow::ensure!(dims.len() == 4, "image grid needs [N, C, H, W], got {dims:?}");
+    let data = x.to_device(&Device::Cpu)?.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    let up = (96 / dims[3].max(1)).clamp(1, 8) as u32;
+    let mut layout = GridLayout::new(cols).upscale(up).pad(2);
+    if let Some(l) = labels {
+        // one row per class: the label of the first image of each row
+        let rows: Vec<String> = l.chunks(cols).map(|c| c[0].to_string()).collect();
+        layout = layout.row_labels(rows);
+    }
+    image_grid(&data, [dims[0], dims[1], dims[2], dims[3]], &layout)?.save_png(path)?;
+    Ok(())
+}
+
+/// Up to 10 replay-buffer samples per stored label, one row per class (or a plain grid when unconditional).
+pub fn replay_grid<E: ebm_replay::Stored>(st: &TrainState<E>, path: &Path, device: &Device) -> anyhow::Result<()> {
+    let n = st.replay.len();
+    if n == 0 {
+        return Ok(());
+    }
+    let classes = st.cfg.model.cond_dim();
+    let all: Vec<usize> = (n.saturating_sub(2000)..n).collect();
+    let (x, c) = st.replay.get(&all, &mut Rng::new(0), device)?;
+    match c {
+        Some(c) if classes > 0 => {
+            let lab = c.argmax(1)?.to_vec1::<u32>()?;
+            let mut pick = Vec::new();
+            let mut labels = Vec::new();
+            for k in 0..classes as u32 {
+                let mine: Vec<usize> = (0..lab.len()).filter(|&i| lab[i] == k).rev().take(10).collect();
+                for j in 0..10 {
+                    // pad short rows by repeating (a class seen rarely early in training)
+                    if let Some(&i) = mine.get(j % mine.len().max(1)) {
+                        pick.push(i as u32);
+                        labels.push(k);
+                    }
+                }
+            }
+            let idx = Tensor::from_vec(pick, labels.len(), x.device())?;
+            image_grid_png(&x.index_select(&idx, 0)?, Some(&labels), 10, path)
+        }
+        _ => {
+            let k = all.len().min(100);
+            image_grid_png(&x.narrow(0, all.len() - k, k)?, None, 10, path)
+        }
+    }
+}
+
+/// E+, E- and the loss against iteration, from metrics.jsonl.
+pub fn curves(metrics: &Path, path: &Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(metrics).map_err(|e| anyhow::anyhow!("{}: {e}", metrics.display()))?;
+    let mut series: Vec<Series> = ["e_pos", "e_neg", "loss"]
+        .iter()
+        .enumerate()
+        .map(|(i, n)| Series::new(*n, Vec::new(), ebm_plot::palette(i)))
+        .collect();
+    for line in text.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        let Some(it) = v.get("iter").and_then(|i| i.as_f64()) else { continue };
+        for s in series.iter_mut() {
+            if let Some(y) = v.get(&s.name).and_then(|y| y.as_f64()) {
+                s.points.push((it, y));
+            }
+        }
+    }
+    line_chart(&series, "training curves", "iteration", "energy / loss", 720, 420).save_png(path)?;
     Ok(())
 }

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod compose;
 pub mod config;
 pub mod figures;
+pub mod image;
 pub mod optim;
 pub mod presets;
 pub mod progress;

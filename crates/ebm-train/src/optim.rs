@@ -125,7 +125,7 @@ pub fn grad_norm(grads: &candle_core::backprop::GradStore, params: &[(String, Va
     let mut s = 0f64;
     for (_, p) in params {
         if let Some(g) = grads.get(p.as_tensor()) {
-            s += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+            s += g.sqr()?.sum_all()?.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
         }
     }
     Ok(s.sqrt() as f32)

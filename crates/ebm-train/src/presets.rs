@@ -5,13 +5,21 @@ use ebm_data::Toy2d;
 
 const TOY: &str = include_str!("../presets/toy.toml");
 
+/// The image presets, by name.
+const IMAGE: [(&str, &str); 1] = [("digits", include_str!("../presets/digits.toml"))];
+
 /// Names of every preset.
 pub fn names() -> Vec<String> {
-    Toy2d::ALL.iter().map(|d| format!("toy-{}", d.name())).collect()
+    let mut v: Vec<String> = IMAGE.iter().map(|(n, _)| n.to_string()).collect();
+    v.extend(Toy2d::ALL.iter().map(|d| format!("toy-{}", d.name())));
+    v
 }
 
 /// The TOML text of preset `name`.
 pub fn text(name: &str) -> anyhow::Result<String> {
+    if let Some((_, t)) = IMAGE.iter().find(|(n, _)| *n == name) {
+        return Ok(t.to_string());
+    }
     if let Some(density) = name.strip_prefix("toy-") {
         if let Ok(d) = density.parse::<Toy2d>() {
             return Ok(TOY.replace("{density}", d.name()));

@@ -23,6 +23,10 @@ pub struct TrainState<E: Stored> {
     pub rng: Rng,
     /// Iterations completed.
     pub iter: u64,
+    /// Position in the shuffled data order (image runs).
+    pub data_state: Option<ebm_data::BatchState>,
+    /// Times training has rolled back after diverging.
+    pub rollbacks: u32,
 }
 
 fn rng_meta(b: &mut Bundle, key: &str, s: RngState) {
@@ -53,6 +57,10 @@ impl<E: Stored> TrainState<E> {
         b.set_meta(ebm_models::net::CONFIG_KEY, serde_json::to_string(self.model.config())?);
         b.set_meta("run_config", self.cfg.to_toml());
         b.set_meta("iteration", self.iter.to_string());
+        b.set_meta("rollbacks", self.rollbacks.to_string());
+        if let Some(d) = &self.data_state {
+            b.set_meta("data_state", serde_json::to_string(d)?);
+        }
         rng_meta(&mut b, "rng", self.rng.state());
         rng_meta(&mut b, "dropout_rng", self.model.dropout_rng().lock().expect("dropout rng").state());
         b.insert("lr", Tensor::new(&[self.opt.cfg.lr], &Device::Cpu)?);
@@ -86,6 +94,12 @@ impl<E: Stored> TrainState<E> {
         let replay = ReplayBuffer::from_bundle(&b, "replay/", path)?;
         let iter =
             b.meta(path, "iteration")?.parse::<u64>().with_context(|| format!("{}: iteration", path.display()))?;
-        Ok(Self { cfg, model, opt, replay, rng: rng_from_meta(&b, "rng", path)?, iter })
+        let rollbacks =
+            b.meta(path, "rollbacks")?.parse::<u32>().with_context(|| format!("{}: rollbacks", path.display()))?;
+        let data_state = match b.metadata.get("data_state") {
+            Some(s) => Some(serde_json::from_str(s).with_context(|| format!("{}: data_state", path.display()))?),
+            None => None,
+        };
+        Ok(Self { cfg, model, opt, replay, rng: rng_from_meta(&b, "rng", path)?, iter, data_state, rollbacks })
     }
 }

@@ -19,16 +19,17 @@ use serde::Serialize;
 pub fn density(cfg: &RunConfig) -> anyhow::Result<Toy2d> {
     match &cfg.data {
         DataConfig::Toy2d { name } => Ok(name.parse()?),
+        other => anyhow::bail!("not a toy2d run: data is {other:?}"),
     }
 }
 
 /// A fresh state for `cfg`.
 pub fn init_state(cfg: &RunConfig, device: &Device) -> anyhow::Result<TrainState<f32>> {
-    let mut rng = Rng::new(cfg.seed);
+    let rng = Rng::new(cfg.seed);
     let model = EnergyNet::new(cfg.model.clone(), &mut rng.fork(1), device)?;
     let opt = Adam::new(model.params().trainable(), cfg.train.adam)?;
     let replay = ReplayBuffer::new(cfg.replay.capacity, &[2], 0, Codec::Uniform256, Policy::Fifo);
-    Ok(TrainState { cfg: cfg.clone(), model, opt, replay, rng: rng.fork(2), iter: 0 })
+    Ok(TrainState { cfg: cfg.clone(), model, opt, replay, rng: rng.fork(2), iter: 0, data_state: None, rollbacks: 0 })
 }
 
 /// `n` points uniform in the init box.

@@ -1,0 +1,306 @@
+//! Training image EBMs: the IGEBM recipe as the official code runs it (igebm-reference section 1), with a replay
+//! buffer that keeps labels, divergence rollback, and an end-of-run evaluation.
+
+use crate::cd::{negatives, update, IterStats};
+use crate::config::{DataConfig, ImageSource, RunConfig};
+use crate::optim::Adam;
+use crate::progress::Progress;
+use crate::run_dir::RunDir;
+use crate::state::TrainState;
+use anyhow::Context;
+use candle_core::{DType, Device, Tensor};
+use ebm_data::{Batches, ImageSet, Split};
+use ebm_eval::{ClassifierConfig, PixelClassifier};
+use ebm_kernels::Rng;
+use ebm_models::{one_hot, EnergyNet};
+use ebm_replay::{Codec, Policy, ReplayBuffer};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// The train and test splits of a run's image set.
+pub struct ImageData {
+    pub train: ImageSet,
+    pub test: ImageSet,
+}
+
+/// Where a source's files live unless the config says otherwise.
+pub fn default_dir(source: ImageSource) -> PathBuf {
+    PathBuf::from("data/cache").join(source.name())
+}
+
+/// Loads the image set a config names, with a hint on how to get it when it is missing.
+pub fn load_data(cfg: &RunConfig) -> anyhow::Result<ImageData> {
+    let DataConfig::Images { source, dir, .. } = &cfg.data else { anyhow::bail!("not an image run") };
+    let dir = dir.clone().unwrap_or_else(|| default_dir(*source));
+    let hint = || format!("(get it with `cargo xtask fetch-data {}`, or set data.dir)", source.name());
+    let (train, test) = match source {
+        ImageSource::Digits => ebm_data::digits::train_test(),
+        ImageSource::Mnist | ImageSource::FashionMnist => (
+            ebm_data::idx::load_dir(&dir, Split::Train, source.name()).with_context(hint)?,
+            ebm_data::idx::load_dir(&dir, Split::Test, source.name()).with_context(hint)?,
+        ),
+        ImageSource::Cifar10 => (
+            ebm_data::cifar::load_cifar10_dir(&dir, Split::Train).with_context(hint)?,
+            ebm_data::cifar::load_cifar10_dir(&dir, Split::Test).with_context(hint)?,
+        ),
+    };
+    let want = cfg.model.input_shape();
+    anyhow::ensure!(
+        train.shape()[..] == want[..],
+        "data `{}` has images of shape {:?} but the model `{}` takes {:?}",
+        source.name(),
+        train.shape(),
+        cfg.model.arch_name(),
+        want
+    );
+    let classes = cfg.model.cond_dim();
+    anyhow::ensure!(
+        classes == 0 || classes == train.num_classes(),
+        "the model is conditioned on {classes} classes but `{}` has {}",
+        source.name(),
+        train.num_classes()
+    );
+    Ok(ImageData { train, test })
+}
+
+/// A fresh state for `cfg`.
+pub fn init_state(cfg: &RunConfig, data: &ImageData, device: &Device) -> anyhow::Result<TrainState<u8>> {
+    let rng = Rng::new(cfg.seed);
+    let model = EnergyNet::new(cfg.model.clone(), &mut rng.fork(1), device)?;
+    let opt = Adam::new(model.params().trainable(), cfg.train.adam)?;
+    let shape = cfg.model.input_shape();
+    let replay = ReplayBuffer::new(cfg.replay.capacity, &shape, cfg.model.cond_dim(), Codec::Uniform256, Policy::Fifo);
+    let batches = Batches::new(data.train.len(), cfg.train.batch_size, true, rng.fork(3).next_u64())?;
+    Ok(TrainState {
+        cfg: cfg.clone(),
+        model,
+        opt,
+        replay,
+        rng: rng.fork(2),
+        iter: 0,
+        data_state: Some(batches.state()),
+        rollbacks: 0,
+    })
+}
+
+fn uniform_images(n: usize, shape: &[usize], rng: &mut Rng, device: &Device) -> candle_core::Result<Tensor> {
+    let per: usize = shape.iter().product();
+    let mut dims = vec![n];
+    dims.extend_from_slice(shape);
+    Tensor::from_vec(rng.uniform_vec(n * per, 0.0, 1.0), dims, device)
+}
+
+/// One iteration: a data batch, chain starts (95% replay under their stored labels, 5% noise under the batch's
+/// labels), negatives, the update, and the negatives into the buffer.
+pub fn iteration(st: &mut TrainState<u8>, data: &ImageData, device: &Device) -> anyhow::Result<IterStats> {
+    let cfg = &st.cfg;
+    let (b, shape, classes) = (cfg.train.batch_size, cfg.model.input_shape(), cfg.model.cond_dim());
+    let DataConfig::Images { dequantize, .. } = cfg.data else { anyhow::bail!("not an image run") };
+    let mut batches =
+        Batches::from_state(data.train.len(), b, true, st.data_state.expect("image runs keep a data state"))?;
+    let idx = batches.next_batch();
+    st.data_state = Some(batches.state());
+    let (x_pos, y_pos) = data.train.batch(&idx, if dequantize { Some(&mut st.rng) } else { None })?;
+    let x_pos = x_pos.to_device(device)?;
+    let cond_pos = if classes > 0 { Some(one_hot(&y_pos, classes)?.to_device(device)?) } else { None };
+    let noise = uniform_images(b, &shape, &mut st.rng, device)?;
+    let (x0, cond_neg) = if st.replay.len() >= b {
+        let ridx = st.replay.sample_indices(b, &mut st.rng);
+        let (xr, cr) = st.replay.get(&ridx, &mut st.rng, device)?;
+        let keep: Vec<u8> = (0..b).map(|_| (st.rng.uniform_f64() >= cfg.replay.reinit_prob) as u8).collect();
+        let keep = Tensor::from_vec(keep, b, device)?;
+        let mut kshape = vec![b];
+        kshape.extend(std::iter::repeat_n(1, shape.len()));
+        let x0 = keep.reshape(kshape.as_slice())?.broadcast_as(noise.shape())?.where_cond(&xr, &noise)?;
+        let c = match (cr, &cond_pos) {
+            (Some(cr), Some(cp)) => Some(keep.reshape((b, 1))?.broadcast_as(cp.shape())?.where_cond(&cr, cp)?),
+            _ => None,
+        };
+        (x0, c)
+    } else {
+        (noise, cond_pos.clone())
+    };
+    let seed = st.rng.next_u64();
+    let sampler = cfg.sampler.langevin(cfg.sampler.steps);
+    let (ml, l2) = (cfg.train.ml_coeff, cfg.train.l2_coeff);
+    st.model.set_training(true);
+    let x_neg = negatives(&mut st.model, &sampler, &x0, cond_neg.as_ref(), seed)?;
+    let stats = update(&st.model, &mut st.opt, &x_pos, cond_pos.as_ref(), &x_neg, cond_neg.as_ref(), ml, l2);
+    st.model.set_training(false);
+    let stats = stats?;
+    st.replay.push(&x_neg, cond_neg.as_ref(), &mut st.rng)?;
+    st.iter += 1;
+    Ok(stats)
+}
+
+/// Why an iteration counts as diverged, if it does.
+pub fn divergence(s: &IterStats, bound: f32) -> Option<String> {
+    if !(s.loss.is_finite() && s.e_pos.is_finite() && s.e_neg.is_finite()) {
+        return Some(format!("non-finite values (loss {}, E+ {}, E- {})", s.loss, s.e_pos, s.e_neg));
+    }
+    if s.e_pos.abs() > bound || s.e_neg.abs() > bound {
+        return Some(format!("energies beyond the bound {bound} (E+ {}, E- {})", s.e_pos, s.e_neg));
+    }
+    None
+}
+
+/// Test-only fault injection: called after each iteration with the state.
+pub type Hook<'a> = &'a mut dyn FnMut(&mut TrainState<u8>);
+
+/// Trains (or continues) an image run, writing metrics, figures and checkpoints into `run`.
+pub fn train(
+    st: &mut TrainState<u8>,
+    data: &ImageData,
+    run: &mut RunDir,
+    device: &Device,
+    mut hook: Option<Hook>,
+) -> anyhow::Result<()> {
+    let ckpt = run.file("checkpoint.safetensors");
+    if !ckpt.exists() {
+        st.save(&ckpt)?; // the first "last good" state
+    }
+    let total = st.cfg.train.iterations;
+    let mut progress = Progress::new(total, st.iter, &st.cfg.name);
+    let started = std::time::Instant::now();
+    while st.iter < total {
+        let t0 = std::time::Instant::now();
+        let s = iteration(st, data, device)?;
+        if let Some(h) = hook.as_mut() {
+            h(st);
+        }
+        if let Some(why) = divergence(&s, st.cfg.train.divergence_bound) {
+            let at = st.iter;
+            let rollbacks = st.rollbacks + 1;
+            anyhow::ensure!(
+                rollbacks <= st.cfg.train.max_rollbacks,
+                "training diverged at iteration {at} ({why}) after {} rollbacks; lower train.adam.lr or \
+                 sampler.step_size, or raise train.l2_coeff",
+                st.cfg.train.max_rollbacks
+            );
+            let lr = st.opt.cfg.lr * 0.5;
+            let cfg = st.cfg.clone();
+            *st = TrainState::load(&ckpt, device)?;
+            st.cfg.train.iterations = cfg.train.iterations;
+            st.opt.cfg.lr = lr;
+            st.rollbacks = rollbacks;
+            tracing::warn!("iteration {at}: {why}; rolled back to iteration {} with learning rate {lr:e}", st.iter);
+            run.log(&serde_json::json!({"event": "rollback", "at": at, "reason": why, "to": st.iter, "lr": lr}))?;
+            continue;
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        progress.tick(st.iter, &format!("E+ {:.3} E- {:.3} loss {:.4}", s.e_pos, s.e_neg, s.loss));
+        let tl = &st.cfg.train;
+        if st.iter % tl.log_every.max(1) == 0 || st.iter == total {
+            run.log(&serde_json::json!({
+                "iter": st.iter, "e_pos": s.e_pos, "e_neg": s.e_neg, "gap": s.e_pos - s.e_neg,
+                "loss": s.loss, "grad_norm": s.grad_norm, "sec_per_iter": secs, "lr": st.opt.cfg.lr,
+            }))?;
+        }
+        if tl.checkpoint_every > 0 && st.iter % tl.checkpoint_every == 0 {
+            st.save(&ckpt)?;
+        }
+        if tl.figure_every > 0 && st.iter % tl.figure_every == 0 {
+            crate::figures::replay_grid(st, &run.file("samples.png"), device)?;
+            crate::figures::curves(&run.file("metrics.jsonl"), &run.file("curves.png"))?;
+        }
+    }
+    progress.finish(started.elapsed().as_secs_f64());
+    st.save(&ckpt)?;
+    st.model.save(&run.file("model.safetensors"))?;
+    crate::figures::replay_grid(st, &run.file("samples.png"), device)?;
+    crate::figures::curves(&run.file("metrics.jsonl"), &run.file("curves.png"))?;
+    Ok(())
+}
+
+/// What an image run measures at its end.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageEval {
+    /// Held-out accuracy of `argmin_y E(x, y)` on the test split (conditional models).
+    pub heldout_accuracy: Option<f64>,
+    pub test_images: usize,
+    /// Fraction of fresh class-conditional samples that the judge classifier labels as the class asked for.
+    pub conditional_sample_accuracy: Option<f64>,
+    pub samples_per_class: usize,
+    pub sample_steps: usize,
+    /// The judge's own accuracy on the test split.
+    pub judge_test_accuracy: f64,
+}
+
+/// Fresh chains from uniform noise: `per_class` per class (or `per_class` unconditional), `steps` steps.
+pub fn fresh_samples(
+    model: &mut EnergyNet,
+    cfg: &RunConfig,
+    per_class: usize,
+    steps: usize,
+    seed: u64,
+    device: &Device,
+) -> anyhow::Result<(Tensor, Vec<u32>)> {
+    let classes = cfg.model.cond_dim();
+    let n_cls = classes.max(1);
+    let shape = cfg.model.input_shape();
+    let mut rng = Rng::with_stream(seed, 0x5a);
+    let sampler = cfg.sampler.langevin(steps);
+    model.set_frozen(true);
+    let mut xs = Vec::new();
+    let mut labels = Vec::new();
+    for c in 0..n_cls {
+        let x0 = uniform_images(per_class, &shape, &mut rng, device)?;
+        let y = vec![c as u32; per_class];
+        let cond =
+            if classes > 0 { Some(one_hot(&Tensor::from_slice(&y, per_class, device)?, classes)?) } else { None };
+        xs.push(sampler.run(&*model, &x0, cond.as_ref(), None, rng.next_u64())?.x);
+        labels.extend(y);
+    }
+    model.set_frozen(false);
+    Ok((Tensor::cat(&xs, 0)?, labels))
+}
+
+/// Held-out classification, and conditional samples judged by a classifier trained on the train split.
+pub fn evaluate(
+    model: &mut EnergyNet,
+    cfg: &RunConfig,
+    data: &ImageData,
+    device: &Device,
+) -> anyhow::Result<(ImageEval, Tensor)> {
+    let classes = cfg.model.cond_dim();
+    let all: Vec<usize> = (0..data.test.len()).collect();
+    let (x_test, y_test) = data.test.batch(&all, None)?;
+    let y_test = y_test.to_vec1::<u32>()?;
+    let heldout = if classes > 0 {
+        let pred = ebm_eval::classify::predict(&*model, &x_test.to_device(device)?, classes, 256)?;
+        Some(ebm_eval::classify::accuracy(&pred, &y_test))
+    } else {
+        None
+    };
+    let tr: Vec<usize> = (0..data.train.len()).collect();
+    let (x_train, y_train) = data.train.batch(&tr, None)?;
+    let judge = PixelClassifier::train(
+        &x_train,
+        &y_train.to_vec1::<u32>()?,
+        data.train.num_classes(),
+        ClassifierConfig::default(),
+    )?;
+    let judge_acc = judge.accuracy(&x_test, &y_test)?;
+    let (per, steps) = (cfg.eval.per_class, cfg.eval.steps);
+    let (samples, labels) = fresh_samples(model, cfg, per, steps, cfg.seed ^ 0xe7a1, device)?;
+    let cond_acc = if classes > 0 {
+        Some(judge.accuracy(&samples.to_device(&Device::Cpu)?.to_dtype(DType::F32)?, &labels)?)
+    } else {
+        None
+    };
+    let ev = ImageEval {
+        heldout_accuracy: heldout,
+        test_images: data.test.len(),
+        conditional_sample_accuracy: cond_acc,
+        samples_per_class: per,
+        sample_steps: steps,
+        judge_test_accuracy: judge_acc,
+    };
+    Ok((ev, samples))
+}
+
+/// Checks that `path` exists, naming it otherwise.
+pub fn existing(path: &Path) -> anyhow::Result<&Path> {
+    anyhow::ensure!(path.exists(), "{}: no such file or folder", path.display());
+    Ok(path)
+}

@@ -4,10 +4,18 @@
 //!   (seed, step, element), so CPU threads and GPU lanes draw identical numbers.
 //! - [`rng`]: a seeded host-side stream built on it, whose state fits in a checkpoint.
 //! - [`langevin`]: the fused Langevin update (noise, clipped gradient step, clamp, mask) in one pass.
+//! - [`conv`]: fast f32 CPU convolutions (Winograd F(4x4, 3x3) and im2col on a packed GEMM microkernel) as
+//!   custom ops whose backward pass computes only the gradients the graph needs.
 
+pub mod conv;
+pub mod conv_gemm;
+pub mod conv_im2col;
+pub mod conv_layout;
+pub mod conv_winograd;
 pub mod langevin;
 pub mod philox;
 pub mod rng;
 
+pub use conv::{conv2d, conv2d_with, ConvAlgo, ConvGeom, ConvPad};
 pub use langevin::{add_noise_, langevin_update, langevin_update_, Clip, LangevinUpdate, NoiseOrder};
 pub use rng::{Rng, RngState};

@@ -1,12 +1,59 @@
 //! Tensor operations of the networks that are not plain candle calls: the single convolution entry point, TF SAME
 //! padding, VALID average pooling and dropout.
 //!
-//! Every convolution of the zoo goes through [`conv2d`], so faster kernels (a gradient-only backward pass, CUDA
-//! kernels) can be swapped in at one place.
+//! Every convolution of the zoo goes through [`conv2d`], so faster kernels can be swapped in at one place. On the
+//! CPU in f32 it runs `ebm_kernels::conv` (Winograd / im2col on a packed GEMM, with a backward pass that skips
+//! the weight gradient of constant weights); other dtypes and devices, or [`ConvBackend::Candle`], use candle's
+//! own `conv2d`.
 
 use candle_core::{Result, Tensor};
 use ebm_kernels::Rng;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Mutex;
+
+/// Which implementation [`conv2d`] uses where both apply (f32 on the CPU).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConvBackend {
+    /// `ebm_kernels::conv` (the default).
+    Fast,
+    /// candle's `Tensor::conv2d` (the reference; slower, and its backward pass always computes the weight
+    /// gradient).
+    Candle,
+}
+
+/// 0 = not yet read from the environment, 1 = fast, 2 = candle.
+static BACKEND: AtomicU8 = AtomicU8::new(0);
+
+/// The convolution backend: set by [`set_conv_backend`], else by the environment variable `EBM_CONV`
+/// (`candle` or `fast`), else [`ConvBackend::Fast`].
+pub fn conv_backend() -> ConvBackend {
+    match BACKEND.load(Ordering::Relaxed) {
+        1 => ConvBackend::Fast,
+        2 => ConvBackend::Candle,
+        _ => {
+            let b = match std::env::var("EBM_CONV").as_deref() {
+                Ok("candle") => ConvBackend::Candle,
+                _ => ConvBackend::Fast,
+            };
+            // a concurrent set_conv_backend wins
+            let _ = BACKEND.compare_exchange(0, backend_code(b), Ordering::Relaxed, Ordering::Relaxed);
+            conv_backend()
+        }
+    }
+}
+
+fn backend_code(b: ConvBackend) -> u8 {
+    match b {
+        ConvBackend::Fast => 1,
+        ConvBackend::Candle => 2,
+    }
+}
+
+/// Selects the convolution backend for the whole process (benchmarks compare the two; results agree to float
+/// tolerance).
+pub fn set_conv_backend(b: ConvBackend) {
+    BACKEND.store(backend_code(b), Ordering::Relaxed);
+}
 
 /// Zero padding of the two spatial dimensions, in pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -39,9 +86,23 @@ impl Pad2d {
     }
 }
 
+impl From<Pad2d> for ebm_kernels::ConvPad {
+    fn from(p: Pad2d) -> Self {
+        Self { top: p.top, bottom: p.bottom, left: p.left, right: p.right }
+    }
+}
+
 /// 2D convolution of `x` `[B, Cin, H, W]` with `w` `[Cout, Cin, kh, kw]` (PyTorch layout), zero padding `pad` and
-/// `stride`, no bias: THE convolution of the crate.
+/// `stride`, no bias: THE convolution of the crate (see the module docs for the backends).
 pub fn conv2d(x: &Tensor, w: &Tensor, stride: usize, pad: Pad2d) -> Result<Tensor> {
+    if conv_backend() == ConvBackend::Fast && ebm_kernels::conv::supported(x, w) {
+        return ebm_kernels::conv2d(x, w, stride, pad.into());
+    }
+    candle_conv2d(x, w, stride, pad)
+}
+
+/// [`conv2d`] by candle's own kernels, whatever the backend setting.
+pub fn candle_conv2d(x: &Tensor, w: &Tensor, stride: usize, pad: Pad2d) -> Result<Tensor> {
     if pad.is_uniform() {
         return x.conv2d(w, pad.top, stride, 1, 1);
     }

@@ -1,7 +1,7 @@
 //! The fused Langevin update: one pass over memory per step that adds counter-based noise, takes the clipped
 //! gradient step, clamps, and respects a mask, in place.
 
-use crate::philox::{key_of, normal4};
+use crate::philox::{key_of, normal4, normal_blocks};
 use candle_core::{
     backend::BackendStorage, bail, CpuStorage, DType, InplaceOp1, InplaceOp2, InplaceOp3, Layout, Result, Tensor,
 };
@@ -74,56 +74,90 @@ fn sample_scales(g: &[f32], sample_len: usize, c: f32) -> Vec<f32> {
         .collect()
 }
 
+/// Elements drawn and updated together: small enough for the stack, large enough to vectorise.
+const LANE_BLOCK: usize = 64;
+
+/// Normals for elements `first..first + out.len()` (`first` a multiple of 4) of stream `step`.
+#[inline(always)]
+fn fill_block(key: [u32; 2], step: u64, first: usize, out: &mut [f32]) {
+    if out.len() == LANE_BLOCK {
+        normal_blocks::<{ LANE_BLOCK / 4 }>(key, step, (first / 4) as u64, out);
+        return;
+    }
+    for (q, quad) in out.chunks_mut(4).enumerate() {
+        let z = normal4(key, step, (first / 4 + q) as u64);
+        quad.copy_from_slice(&z[..quad.len()]);
+    }
+}
+
+/// The per-element step `x' = f(x, g, n)` with the loop-invariant choices made at compile time.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn apply<const GRAD: bool, const MASK: bool, const TEXTBOOK: bool>(
+    x: &mut [f32],
+    g: &[f32],
+    scale: &[f32],
+    m: &[f32],
+    z: &[f32],
+    p: &LangevinUpdate,
+    clip: f32,
+    (lo, hi): (f32, f32),
+) {
+    for i in 0..x.len() {
+        let d = if GRAD { -p.step_size * (g[i] * scale[i]).clamp(-clip, clip) } else { 0.0 };
+        let n = p.noise_std * z[i];
+        let v = if TEXTBOOK { (x[i] + d + n).clamp(lo, hi) } else { (x[i] + d).clamp(lo, hi) + n };
+        if MASK {
+            if m[i] != 0.0 {
+                x[i] = v;
+            }
+        } else {
+            x[i] = v;
+        }
+    }
+}
+
 /// The update on plain slices; `sample_len` is the number of elements per batch entry (for `Clip::SampleL2`).
 pub fn update_slices(x: &mut [f32], grad: Option<&[f32]>, mask: Option<&[f32]>, p: &LangevinUpdate, sample_len: usize) {
+    let sample_len = sample_len.max(1);
     let scales = match (grad, p.clip) {
-        (Some(g), Clip::SampleL2(c)) => Some(sample_scales(g, sample_len.max(1), c)),
+        (Some(g), Clip::SampleL2(c)) => Some(sample_scales(g, sample_len, c)),
         _ => None,
     };
     let key = key_of(p.seed);
-    let elem_clip = match p.clip {
+    let clip = match p.clip {
         Clip::Elementwise(c) => c,
         _ => f32::INFINITY,
     };
-    let (lo, hi) = p.clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
-    let clamped = p.clamp.is_some();
-    let with_noise = p.noise_std != 0.0;
+    // without a clamp the bounds are infinite, which clamp() leaves alone (and NaN stays NaN either way)
+    let bounds = p.clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
+    let textbook = p.order == NoiseOrder::Textbook;
     x.par_chunks_mut(CHUNK).enumerate().for_each(|(ci, xs)| {
-        let base = ci * CHUNK;
-        for (qi, quad) in xs.chunks_mut(4).enumerate() {
-            let first = base + 4 * qi;
-            let z = if with_noise { normal4(key, p.step, (first / 4) as u64) } else { [0.0; 4] };
-            for (lane, xv) in quad.iter_mut().enumerate() {
-                let i = first + lane;
-                if let Some(m) = mask {
-                    if m[i] == 0.0 {
-                        continue;
-                    }
+        let mut z = [0f32; LANE_BLOCK];
+        let mut sc = [1f32; LANE_BLOCK];
+        for (bi, xb) in xs.chunks_mut(LANE_BLOCK).enumerate() {
+            let first = ci * CHUNK + bi * LANE_BLOCK;
+            let len = xb.len();
+            if p.noise_std != 0.0 {
+                fill_block(key, p.step, first, &mut z[..len]);
+            }
+            if let Some(s) = &scales {
+                for (k, v) in sc[..len].iter_mut().enumerate() {
+                    *v = s[(first + k) / sample_len];
                 }
-                let mut d = 0.0f32;
-                if let Some(g) = grad {
-                    let mut gi = g[i];
-                    if let Some(s) = &scales {
-                        gi *= s[i / sample_len];
-                    }
-                    d = -p.step_size * gi.clamp(-elem_clip, elem_clip);
-                }
-                let n = p.noise_std * z[lane];
-                let v = match p.order {
-                    NoiseOrder::Textbook => {
-                        let v = *xv + d + n;
-                        if clamped {
-                            v.clamp(lo, hi)
-                        } else {
-                            v
-                        }
-                    }
-                    NoiseOrder::NoiseFirst => {
-                        let v = *xv + d;
-                        (if clamped { v.clamp(lo, hi) } else { v }) + n
-                    }
-                };
-                *xv = v;
+            }
+            let g = grad.map(|g| &g[first..first + len]).unwrap_or(&[]);
+            let m = mask.map(|m| &m[first..first + len]).unwrap_or(&[]);
+            let (zb, sb) = (&z[..len], &sc[..len]);
+            match (grad.is_some(), mask.is_some(), textbook) {
+                (true, true, true) => apply::<true, true, true>(xb, g, sb, m, zb, p, clip, bounds),
+                (true, true, false) => apply::<true, true, false>(xb, g, sb, m, zb, p, clip, bounds),
+                (true, false, true) => apply::<true, false, true>(xb, g, sb, m, zb, p, clip, bounds),
+                (true, false, false) => apply::<true, false, false>(xb, g, sb, m, zb, p, clip, bounds),
+                (false, true, true) => apply::<false, true, true>(xb, g, sb, m, zb, p, clip, bounds),
+                (false, true, false) => apply::<false, true, false>(xb, g, sb, m, zb, p, clip, bounds),
+                (false, false, true) => apply::<false, false, true>(xb, g, sb, m, zb, p, clip, bounds),
+                (false, false, false) => apply::<false, false, false>(xb, g, sb, m, zb, p, clip, bounds),
             }
         }
     });

@@ -98,6 +98,18 @@ pub struct TrainLoop {
     /// Roll back at most this many times before giving up.
     #[serde(default = "max_rollbacks")]
     pub max_rollbacks: u32,
+    /// Cosine decay of the learning rate to this fraction of its start over the run (1 = constant).
+    #[serde(default = "one")]
+    pub lr_final_fraction: f64,
+}
+
+impl TrainLoop {
+    /// The learning rate at iteration `iter` (0-based) for a base rate `base`.
+    pub fn lr_at(&self, base: f64, iter: u64) -> f64 {
+        let t = (iter as f64 / self.iterations.max(1) as f64).min(1.0);
+        let f = self.lr_final_fraction;
+        base * (f + (1.0 - f) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()))
+    }
 }
 
 fn energy_bound() -> f32 {
@@ -262,6 +274,10 @@ impl RunConfig {
             anyhow::ensure!(s.clip_value > 0.0, "sampler.clip_value must be positive when sampler.clip is set");
         }
         anyhow::ensure!(t.divergence_bound > 0.0, "train.divergence_bound must be positive");
+        anyhow::ensure!(
+            t.lr_final_fraction > 0.0 && t.lr_final_fraction <= 1.0,
+            "train.lr_final_fraction must be in (0, 1]"
+        );
         match &self.data {
             DataConfig::Toy2d { name } => {
                 name.parse::<ebm_data::Toy2d>().map_err(|e| anyhow::anyhow!("data.name: {e}"))?;

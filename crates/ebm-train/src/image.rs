@@ -6,7 +6,7 @@ use crate::config::{DataConfig, ImageSource, RunConfig};
 use crate::optim::Adam;
 use crate::progress::Progress;
 use crate::run_dir::RunDir;
-use crate::state::TrainState;
+use crate::state::{base_lr, TrainState};
 use anyhow::Context;
 use candle_core::{DType, Device, Tensor};
 use ebm_data::{Batches, ImageSet, Split};
@@ -121,6 +121,7 @@ pub fn iteration(st: &mut TrainState<u8>, data: &ImageData, device: &Device) -> 
         (noise, cond_pos.clone())
     };
     let seed = st.rng.next_u64();
+    st.opt.cfg.lr = st.cfg.train.lr_at(base_lr(st), st.iter);
     let sampler = cfg.sampler.langevin(cfg.sampler.steps);
     let (ml, l2) = (cfg.train.ml_coeff, cfg.train.l2_coeff);
     st.model.set_training(true);
@@ -177,12 +178,11 @@ pub fn train(
                  sampler.step_size, or raise train.l2_coeff",
                 st.cfg.train.max_rollbacks
             );
-            let lr = st.opt.cfg.lr * 0.5;
             let cfg = st.cfg.clone();
             *st = TrainState::load(&ckpt, device)?;
             st.cfg.train.iterations = cfg.train.iterations;
-            st.opt.cfg.lr = lr;
-            st.rollbacks = rollbacks;
+            st.rollbacks = rollbacks; // halves the learning rate from here on (`base_lr`)
+            let lr = base_lr(st);
             tracing::warn!("iteration {at}: {why}; rolled back to iteration {} with learning rate {lr:e}", st.iter);
             run.log(&serde_json::json!({"event": "rollback", "at": at, "reason": why, "to": st.iter, "lr": lr}))?;
             continue;

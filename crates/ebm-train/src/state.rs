@@ -4,7 +4,7 @@
 use crate::config::RunConfig;
 use crate::optim::Adam;
 use anyhow::Context;
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 use ebm_io::Bundle;
 use ebm_kernels::{Rng, RngState};
 use ebm_models::EnergyNet;
@@ -27,6 +27,11 @@ pub struct TrainState<E: Stored> {
     pub data_state: Option<ebm_data::BatchState>,
     /// Times training has rolled back after diverging.
     pub rollbacks: u32,
+}
+
+/// The learning rate the schedule starts from: the config's, halved at every rollback.
+pub fn base_lr<E: Stored>(st: &TrainState<E>) -> f64 {
+    st.cfg.train.adam.lr * 0.5f64.powi(st.rollbacks as i32)
 }
 
 fn rng_meta(b: &mut Bundle, key: &str, s: RngState) {
@@ -63,7 +68,6 @@ impl<E: Stored> TrainState<E> {
         }
         rng_meta(&mut b, "rng", self.rng.state());
         rng_meta(&mut b, "dropout_rng", self.model.dropout_rng().lock().expect("dropout rng").state());
-        b.insert("lr", Tensor::new(&[self.opt.cfg.lr], &Device::Cpu)?);
         b.save(path)?;
         Ok(())
     }
@@ -87,9 +91,7 @@ impl<E: Stored> TrainState<E> {
         model_bundle.set_meta(ebm_models::net::CONFIG_KEY, b.meta(path, ebm_models::net::CONFIG_KEY)?);
         let model = EnergyNet::from_bundle(&model_bundle, path)?;
         *model.dropout_rng().lock().expect("dropout rng") = rng_from_meta(&b, "dropout_rng", path)?;
-        let mut adam_cfg = cfg.train.adam;
-        adam_cfg.lr = b.get(path, "lr")?.to_vec1::<f64>()?[0];
-        let mut opt = Adam::new(model.params().trainable(), adam_cfg)?;
+        let mut opt = Adam::new(model.params().trainable(), cfg.train.adam)?;
         opt.load_bundle(&b, "adam/", path)?;
         let replay = ReplayBuffer::from_bundle(&b, "replay/", path)?;
         let iter =

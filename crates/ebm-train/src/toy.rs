@@ -5,7 +5,7 @@ use crate::config::{DataConfig, RunConfig};
 use crate::optim::Adam;
 use crate::progress::Progress;
 use crate::run_dir::RunDir;
-use crate::state::TrainState;
+use crate::state::{base_lr, TrainState};
 use candle_core::{Device, Tensor};
 use ebm_data::Toy2d;
 use ebm_eval::{mmd2, MmdEstimator};
@@ -57,6 +57,7 @@ pub fn iteration(st: &mut TrainState<f32>, toy: Toy2d, device: &Device) -> anyho
     let x_pos = toy.sample_tensor(b, &mut st.rng, device)?;
     let x0 = chain_starts(st, b, device)?;
     let seed = st.rng.next_u64();
+    st.opt.cfg.lr = st.cfg.train.lr_at(base_lr(st), st.iter);
     let sampler = st.cfg.sampler.langevin(st.cfg.sampler.steps);
     let x_neg = negatives(&mut st.model, &sampler, &x0, None, seed)?;
     let t = &st.cfg.train;

@@ -11,6 +11,7 @@ pub mod conv;
 pub mod conv_gemm;
 pub mod conv_im2col;
 pub mod conv_layout;
+pub mod conv_peak;
 pub mod conv_winograd;
 pub mod langevin;
 pub mod philox;

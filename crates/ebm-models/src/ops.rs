@@ -8,7 +8,7 @@
 
 use candle_core::{Result, Tensor};
 use ebm_kernels::Rng;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
 
 /// Which implementation [`conv2d`] uses where both apply (f32 on the CPU).
@@ -95,11 +95,24 @@ impl From<Pad2d> for ebm_kernels::ConvPad {
 /// 2D convolution of `x` `[B, Cin, H, W]` with `w` `[Cout, Cin, kh, kw]` (PyTorch layout), zero padding `pad` and
 /// `stride`, no bias: THE convolution of the crate (see the module docs for the backends).
 pub fn conv2d(x: &Tensor, w: &Tensor, stride: usize, pad: Pad2d) -> Result<Tensor> {
+    if let (Ok((b, _, h, wd)), Ok((co, ci, kh, kw))) = (x.dims4(), w.dims4()) {
+        let ho = (h + pad.top + pad.bottom).saturating_sub(kh) / stride.max(1) + 1;
+        let wo = (wd + pad.left + pad.right).saturating_sub(kw) / stride.max(1) + 1;
+        CONV_MACS.fetch_add((b * co * ho * wo * ci * kh * kw) as u64, Ordering::Relaxed);
+    }
     if conv_backend() == ConvBackend::Fast && ebm_kernels::conv::supported(x, w) {
         return ebm_kernels::conv2d(x, w, stride, pad.into());
     }
     candle_conv2d(x, w, stride, pad)
 }
+
+/// Multiply-adds of the forward convolutions run through [`conv2d`] so far (process-wide), for FLOP counts in
+/// benchmarks: the input gradient and the weight gradient of a convolution each cost as many again.
+pub fn conv_macs() -> u64 {
+    CONV_MACS.load(Ordering::Relaxed)
+}
+
+static CONV_MACS: AtomicU64 = AtomicU64::new(0);
 
 /// [`conv2d`] by candle's own kernels, whatever the backend setting.
 pub fn candle_conv2d(x: &Tensor, w: &Tensor, stride: usize, pad: Pad2d) -> Result<Tensor> {

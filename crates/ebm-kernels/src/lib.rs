@@ -13,6 +13,8 @@ pub mod conv_im2col;
 pub mod conv_layout;
 pub mod conv_peak;
 pub mod conv_winograd;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod langevin;
 pub mod philox;
 pub mod rng;

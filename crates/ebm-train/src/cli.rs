@@ -29,6 +29,42 @@ pub enum Command {
     },
     /// Sample from the sum of several models' energies (product of experts) and draw the result.
     Compose(ComposeArgs),
+    /// Draw fresh samples from a trained image model (a run folder or a model .safetensors file).
+    Sample {
+        #[arg(long)]
+        model: PathBuf,
+        /// Samples per class (or in all, for an unconditional model).
+        #[arg(long, default_value_t = 10)]
+        per_class: usize,
+        /// Langevin steps from uniform noise.
+        #[arg(long, default_value_t = 60)]
+        steps: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Output folder for samples.safetensors and samples.png.
+        #[arg(long, default_value = "runs/samples")]
+        out: PathBuf,
+    },
+    /// Energies of inputs (a safetensors file with `images`, or an IDX image file), per class if conditional.
+    Score {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        input: PathBuf,
+        /// Write the energies to this JSON file instead of printing them.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Classify inputs by the lowest conditional energy; accuracy when labels are given.
+    Classify {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        input: PathBuf,
+        /// An IDX label file (otherwise a `labels` tensor in the input file is used, if any).
+        #[arg(long)]
+        labels: Option<PathBuf>,
+    },
 }
 
 /// The default preset (what `cargo run -p ebm-train` trains).
@@ -98,6 +134,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Compose(a)) => crate::compose::compose(&a, &device),
+        Some(Command::Sample { model, per_class, steps, seed, out }) => {
+            crate::inspect::sample(&model, per_class, steps, seed, &out, &device)
+        }
+        Some(Command::Score { model, input, out }) => crate::inspect::score(&model, &input, out.as_ref(), &device),
+        Some(Command::Classify { model, input, labels }) => {
+            crate::inspect::classify(&model, &input, labels.as_ref(), &device)
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use ebm_kernels::Rng;
 use ebm_models::{one_hot, EnergyNet};
 use ebm_replay::{Codec, Policy, ReplayBuffer};
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The train and test splits of a run's image set.
 pub struct ImageData {
@@ -136,8 +136,12 @@ pub fn iteration(st: &mut TrainState<u8>, data: &ImageData, device: &Device) -> 
 
 /// Why an iteration counts as diverged, if it does.
 pub fn divergence(s: &IterStats, bound: f32) -> Option<String> {
-    if !(s.loss.is_finite() && s.e_pos.is_finite() && s.e_neg.is_finite()) {
-        return Some(format!("non-finite values (loss {}, E+ {}, E- {})", s.loss, s.e_pos, s.e_neg));
+    // a non-finite gradient norm means the step just taken wrote non-finite parameters
+    if !(s.loss.is_finite() && s.e_pos.is_finite() && s.e_neg.is_finite() && s.grad_norm.is_finite()) {
+        return Some(format!(
+            "non-finite values (loss {}, E+ {}, E- {}, gradient norm {})",
+            s.loss, s.e_pos, s.e_neg, s.grad_norm
+        ));
     }
     if s.e_pos.abs() > bound || s.e_neg.abs() > bound {
         return Some(format!("energies beyond the bound {bound} (E+ {}, E- {})", s.e_pos, s.e_neg));
@@ -297,10 +301,4 @@ pub fn evaluate(
         judge_test_accuracy: judge_acc,
     };
     Ok((ev, samples))
-}
-
-/// Checks that `path` exists, naming it otherwise.
-pub fn existing(path: &Path) -> anyhow::Result<&Path> {
-    anyhow::ensure!(path.exists(), "{}: no such file or folder", path.display());
-    Ok(path)
 }

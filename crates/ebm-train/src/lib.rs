@@ -7,6 +7,7 @@ pub mod compose;
 pub mod config;
 pub mod figures;
 pub mod image;
+pub mod inspect;
 pub mod optim;
 pub mod presets;
 pub mod progress;

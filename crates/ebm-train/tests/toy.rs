@@ -8,7 +8,12 @@ fn params_of(st: &TrainState<f32>) -> Vec<(String, Vec<u32>)> {
     st.model
         .params()
         .iter()
-        .map(|(k, s)| (k.to_string(), s.var.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|v| v.to_bits()).collect()))
+        .map(|(k, s)| {
+            (
+                k.to_string(),
+                s.var.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|v| v.to_bits()).collect(),
+            )
+        })
         .collect()
 }
 

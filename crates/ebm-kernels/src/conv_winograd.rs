@@ -62,77 +62,104 @@ fn chunk_tiles(tiles: usize) -> usize {
     round_up(target.min(balanced).max(1), MR)
 }
 
-/// `G g G^T` of one 3x3 kernel `g[i][j]` (in f64, rounded once).
-fn kernel_transform(g: &[[f64; 3]; 3]) -> [[f32; 6]; 6] {
-    let col = |v: [f64; 3]| -> [f64; 6] {
-        [
-            v[0] / 4.0,
-            -(v[0] + v[1] + v[2]) / 6.0,
-            -(v[0] - v[1] + v[2]) / 6.0,
-            v[0] / 24.0 + v[1] / 12.0 + v[2] / 6.0,
-            v[0] / 24.0 - v[1] / 12.0 + v[2] / 6.0,
-            v[2],
-        ]
-    };
-    // T = G g (6 x 3), then U = T G^T (6 x 6).
-    let mut t = [[0f64; 3]; 6];
-    for j in 0..3 {
-        let c = col([g[0][j], g[1][j], g[2][j]]);
-        for r in 0..6 {
-            t[r][j] = c[r];
-        }
-    }
-    let mut u = [[0f32; 6]; 6];
-    for r in 0..6 {
-        let c = col(t[r]);
-        for s in 0..6 {
-            u[r][s] = c[s] as f32;
-        }
-    }
-    u
+/// Where tap `(co, ci, i, j)` of a 3x3 kernel lives: `base + co * co_s + ci * ci_s + i * i_s + j * j_s` (negative
+/// strides describe the flipped kernel of the input gradient).
+#[derive(Debug, Clone, Copy)]
+struct Taps {
+    base: isize,
+    co_s: isize,
+    ci_s: isize,
+    i_s: isize,
+    j_s: isize,
 }
 
-/// The transformed kernel of the convolution `cout x cin`, `k(co, ci, i, j)` its 3x3 taps, packed as the
-/// microkernel's `B` panels: `U[xi][co / NR][ci][co % NR]`, zero for `co >= cout`.
-fn transform_weights(
-    cin: usize,
-    cout: usize,
-    coutp: usize,
-    k: impl Fn(usize, usize, usize, usize) -> f32 + Sync,
-) -> Vec<f32> {
-    let panels = coutp / NR;
-    let mut u = vec![0f32; XI * coutp * cin];
-    // parallel over output-channel panels: each writes its own `[xi][panel]` blocks
-    let blocks: Vec<Vec<f32>> = (0..panels)
-        .into_par_iter()
-        .map(|p| {
-            let mut blk = vec![0f32; XI * cin * NR];
-            for jj in 0..NR.min(cout - p * NR) {
-                let co = p * NR + jj;
-                for ci in 0..cin {
-                    let mut g = [[0f64; 3]; 3];
-                    for (i, row) in g.iter_mut().enumerate() {
-                        for (j, v) in row.iter_mut().enumerate() {
-                            *v = k(co, ci, i, j) as f64;
-                        }
-                    }
-                    let t = kernel_transform(&g);
-                    for r in 0..6 {
-                        for s in 0..6 {
-                            blk[((r * 6 + s) * cin + ci) * NR + jj] = t[r][s];
-                        }
-                    }
+impl Taps {
+    /// `w[co][ci][i][j]` of a `[cout, cin, 3, 3]` kernel.
+    fn forward(cin: usize) -> Self {
+        Self { base: 0, co_s: 9 * cin as isize, ci_s: 9, i_s: 3, j_s: 1 }
+    }
+
+    /// The kernel of the transposed convolution of a `[cout0, cin0, 3, 3]` kernel `w`:
+    /// `k(co, ci, i, j) = w[ci][co][2 - i][2 - j]` (`co` ranges over `cin0`, `ci` over `cout0`).
+    fn transposed(cin0: usize) -> Self {
+        Self { base: 8, co_s: 9, ci_s: 9 * cin0 as isize, i_s: -3, j_s: -1 }
+    }
+}
+
+/// `G v` for one column `v` of three taps: six values.
+#[inline(always)]
+fn gcol<L: Lanes>(v: [L; 3]) -> [L; 6] {
+    let s02 = v[0].add(v[2]);
+    let a = v[2].fma(1.0 / 6.0, v[0].scale(1.0 / 24.0));
+    [
+        v[0].scale(0.25),
+        s02.add(v[1]).scale(-1.0 / 6.0),
+        s02.sub(v[1]).scale(-1.0 / 6.0),
+        v[1].fma(1.0 / 12.0, a),
+        v[1].fma(-1.0 / 12.0, a),
+        v[2],
+    ]
+}
+
+/// Transforms panel `p` (output channels `[16 p, 16 p + 16)`) of the kernel into `u`, 8 output channels per
+/// vector: `U[xi][p][ci][co % 16] = (G g G^T)[xi]`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn weight_panel<L: Lanes>(w: &[f32], t: Taps, cin: usize, cout: usize, panels: usize, p: usize, u: *mut f32) {
+    for ci in 0..cin {
+        for half in 0..NR / 8 {
+            let co0 = p * NR + half * 8;
+            // taps of 8 output channels (zeros past cout)
+            let mut g = [[0f32; 8]; 9];
+            for lane in 0..8usize.min(cout.saturating_sub(co0)) {
+                let off = t.base + (co0 + lane) as isize * t.co_s + ci as isize * t.ci_s;
+                for (ij, tap) in g.iter_mut().enumerate() {
+                    let (i, j) = ((ij / 3) as isize, (ij % 3) as isize);
+                    tap[lane] = w[(off + i * t.i_s + j * t.j_s) as usize];
                 }
             }
-            blk
-        })
-        .collect();
-    for (p, blk) in blocks.iter().enumerate() {
-        for xi in 0..XI {
-            let dst = (xi * panels + p) * cin * NR;
-            u[dst..dst + cin * NR].copy_from_slice(&blk[xi * cin * NR..(xi + 1) * cin * NR]);
+            // T = G g: column j of g -> six rows (no closures: they would not inherit the target features)
+            let c0 = gcol([L::load(g[0].as_ptr()), L::load(g[3].as_ptr()), L::load(g[6].as_ptr())]);
+            let c1 = gcol([L::load(g[1].as_ptr()), L::load(g[4].as_ptr()), L::load(g[7].as_ptr())]);
+            let c2 = gcol([L::load(g[2].as_ptr()), L::load(g[5].as_ptr()), L::load(g[8].as_ptr())]);
+            for r in 0..6 {
+                let row = gcol([c0[r], c1[r], c2[r]]);
+                for (s, v) in row.iter().enumerate() {
+                    let xi = r * 6 + s;
+                    v.store(u.add(((xi * panels + p) * cin + ci) * NR + half * 8));
+                }
+            }
         }
     }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn weight_panel_avx(w: &[f32], t: Taps, cin: usize, cout: usize, panels: usize, p: usize, u: *mut f32) {
+    weight_panel::<avx::Avx8>(w, t, cin, cout, panels, p, u)
+}
+
+/// The transformed kernel of the convolution `cout x cin` whose taps `t` locates in `w`, packed as the
+/// microkernel's `B` panels: `U[xi][co / NR][ci][co % NR]`, zero for `co >= cout`.
+fn transform_weights(w: &[f32], t: Taps, cin: usize, cout: usize, coutp: usize) -> Vec<f32> {
+    let panels = coutp / NR;
+    let mut u = take_scratch(XI * coutp * cin);
+    let ptr = SendPtr(u.as_mut_ptr());
+    let simd = simd_available();
+    (0..panels).into_par_iter().for_each(|p| {
+        let ptr = &ptr;
+        // SAFETY: panel p writes only the `[xi][p]` blocks; the tap offsets stay inside `w` (checked by the
+        // callers' length checks).
+        unsafe {
+            #[cfg(target_arch = "x86_64")]
+            if simd {
+                return weight_panel_avx(w, t, cin, cout, panels, p, ptr.0);
+            }
+            let _ = simd;
+            weight_panel::<Scalar8>(w, t, cin, cout, panels, p, ptr.0)
+        }
+    });
     u
 }
 
@@ -430,8 +457,9 @@ pub fn forward(g: &ConvGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut
     debug_assert!(g.kh == 3 && g.kw == 3 && g.stride == 1);
     let p = Plan::new(g);
     let cin = g.cin;
-    let u = transform_weights(cin, g.cout, p.coutp, |co, ci, i, j| w[((co * cin + ci) * 3 + i) * 3 + j]);
-    run(&p, x, bias, &u, y)
+    let u = transform_weights(w, Taps::forward(cin), cin, g.cout, p.coutp);
+    run(&p, x, bias, &u, y);
+    give_scratch(u);
 }
 
 /// `dx = conv^T(dy, w)`: the convolution of `dy` with the flipped, transposed kernel and padding `2 - p`.
@@ -451,7 +479,7 @@ pub fn backward_input(g: &ConvGeom, dy: &[f32], w: &[f32], dx: &mut [f32]) {
     debug_assert_eq!((gt.ho(), gt.wo()), (g.h, g.w));
     let p = Plan::new(&gt);
     let (cin0, cout0) = (g.cin, g.cout);
-    // kernel of the transposed conv: k(co = original ci, ci = original co, i, j) = w[co0][ci0][2 - i][2 - j]
-    let u = transform_weights(cout0, cin0, p.coutp, |co, ci, i, j| w[((ci * cin0 + co) * 3 + 2 - i) * 3 + 2 - j]);
-    run(&p, dy, None, &u, dx)
+    let u = transform_weights(w, Taps::transposed(cin0), cout0, cin0, p.coutp);
+    run(&p, dy, None, &u, dx);
+    give_scratch(u);
 }

@@ -22,9 +22,9 @@ pub fn activate(x: &Tensor, act: Activation) -> Result<Tensor> {
     }
 }
 
-/// `max(x, alpha x)` for `0 < alpha < 1`.
+/// `max(x, alpha x)` for `0 < alpha < 1` (see [`ops::leaky_relu`]).
 pub fn leaky_relu(x: &Tensor, alpha: f64) -> Result<Tensor> {
-    x.maximum(&(x * alpha)?)
+    ops::leaky_relu(x, alpha)
 }
 
 /// A spectrally normalised weight to be refreshed once per training iteration.
@@ -158,12 +158,17 @@ pub fn input_bias(x: &Tensor, gb: &Tensor, cond: Option<&Tensor>) -> Result<Tens
 
 /// The official output gain (`use_scale`): `y * (cond @ g + cb)` per example, or `y * g` without a condition.
 pub fn output_gain(y: &Tensor, g: &Tensor, cb: Option<&Tensor>, cond: Option<&Tensor>) -> Result<Tensor> {
+    y.broadcast_mul(&gain_vector(g, cb, cond)?)
+}
+
+/// The per-example gain `cond @ g + cb` (or `g`), shaped `[B, c, 1, 1]` (or `[1, c, 1, 1]`).
+fn gain_vector(g: &Tensor, cb: Option<&Tensor>, cond: Option<&Tensor>) -> Result<Tensor> {
     let mut s = per_example(g, cond)?;
     if let (Some(cb), Some(_)) = (cb, cond) {
         let c = cb.elem_count();
         s = s.broadcast_add(&cb.reshape((1, c, 1, 1))?)?;
     }
-    y.broadcast_mul(&s)
+    Ok(s)
 }
 
 /// The official `conv_block` without activation: optional input bias `gb`, convolution with TensorFlow SAME
@@ -176,15 +181,13 @@ pub fn cond_conv2d(
     gain: Option<(&Tensor, Option<&Tensor>)>,
     cond: Option<&Tensor>,
 ) -> Result<Tensor> {
-    let x = match gb {
-        Some(gb) => input_bias(x, gb, cond)?,
-        None => x.clone(),
-    };
-    let y = ops::conv2d_same(&x, w, stride)?;
-    match gain {
-        Some((g, cb)) => output_gain(&y, g, cb, cond),
-        None => Ok(y),
-    }
+    let bias = gb.map(|gb| per_example(gb, cond)).transpose()?;
+    let scale = gain.map(|(g, cb)| gain_vector(g, cb, cond)).transpose()?;
+    let (_, _, h, wd) = x.dims4()?;
+    let (_, _, kh, kw) = w.dims4()?;
+    let pad = ops::Pad2d::same(h, wd, kh, kw, stride);
+    // the bias fused into the convolution's input, the gain one pass (see ops::cond_conv2d)
+    ops::cond_conv2d(x, w, stride, pad, bias.as_ref(), scale.as_ref())
 }
 
 /// A convolution of a network: its scope, shape, normalisation, conditioning and activation.

@@ -123,6 +123,68 @@ pub fn candle_conv2d(x: &Tensor, w: &Tensor, stride: usize, pad: Pad2d) -> Resul
     xp.conv2d(w, 0, stride, 1, 1)
 }
 
+/// The official `conv_block` core: the convolution of `x + in_bias` (added before the zero padding) scaled by
+/// `gain` per output channel. `in_bias` is `[B, Cin]` or `[1, Cin]` (also accepted with trailing 1x1 dims, or as
+/// `[Cin]`), `gain` likewise with `Cout`. On the fast backend the bias is fused into the convolution's input
+/// copy and the gain is one pass forward and backward; otherwise candle's broadcast ops.
+pub fn cond_conv2d(
+    x: &Tensor,
+    w: &Tensor,
+    stride: usize,
+    pad: Pad2d,
+    in_bias: Option<&Tensor>,
+    gain: Option<&Tensor>,
+) -> Result<Tensor> {
+    let fast = conv_backend() == ConvBackend::Fast;
+    let y = match in_bias {
+        Some(b) if fast && ebm_kernels::conv::supported(x, w) && b.dtype() == x.dtype() => {
+            let b = channel_rows(b)?;
+            let (n, _, h, wd) = x.dims4()?;
+            let (_, _, kh, kw) = w.dims4()?;
+            let ho = (h + pad.top + pad.bottom).saturating_sub(kh) / stride.max(1) + 1;
+            let wo = (wd + pad.left + pad.right).saturating_sub(kw) / stride.max(1) + 1;
+            CONV_MACS.fetch_add((n * w.dims()[0] * ho * wo * w.dims()[1] * kh * kw) as u64, Ordering::Relaxed);
+            ebm_kernels::conv_fused::conv2d_biased(x, w, &b, stride, pad.into())?
+        }
+        Some(b) => {
+            let b = channel_rows(b)?;
+            let c = b.dims()[1];
+            conv2d(&x.broadcast_add(&b.reshape((b.dims()[0], c, 1, 1))?)?, w, stride, pad)?
+        }
+        None => conv2d(x, w, stride, pad)?,
+    };
+    match gain {
+        Some(g) if fast && ebm_kernels::conv_fused::supported(&y) && g.dtype() == y.dtype() => {
+            ebm_kernels::conv_fused::scale_channels(&y, &channel_rows(g)?)
+        }
+        Some(g) => {
+            let g = channel_rows(g)?;
+            let c = g.dims()[1];
+            y.broadcast_mul(&g.reshape((g.dims()[0], c, 1, 1))?)
+        }
+        None => Ok(y),
+    }
+}
+
+/// A per-channel vector as `[rows, C]`: from `[C]`, `[rows, C]` or `[rows, C, 1, 1]`.
+fn channel_rows(v: &Tensor) -> Result<Tensor> {
+    match v.dims() {
+        [c] => v.reshape((1, *c)),
+        [_, _] => Ok(v.clone()),
+        [n, c, 1, 1] => v.reshape((*n, *c)),
+        d => candle_core::bail!("a per-channel vector must be [C], [B, C] or [B, C, 1, 1], got {d:?}"),
+    }
+}
+
+/// `max(x, alpha x)` for `0 < alpha < 1`: a one-pass custom op (and one-pass backward) on the fast backend for
+/// f32/f64 on the CPU, candle's `maximum` otherwise.
+pub fn leaky_relu(x: &Tensor, alpha: f64) -> Result<Tensor> {
+    if conv_backend() == ConvBackend::Fast && ebm_kernels::conv_fused::supported(x) {
+        return ebm_kernels::conv_fused::leaky_relu(x, alpha);
+    }
+    x.maximum(&(x * alpha)?)
+}
+
 /// Convolution with TensorFlow `SAME` padding (see [`Pad2d::same`]).
 pub fn conv2d_same(x: &Tensor, w: &Tensor, stride: usize) -> Result<Tensor> {
     let (_, _, h, wd) = x.dims4()?;

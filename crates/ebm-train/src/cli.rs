@@ -68,7 +68,7 @@ pub enum Command {
 }
 
 /// The default preset (what `cargo run -p ebm-train` trains).
-pub const DEFAULT_PRESET: &str = "toy-8gaussians";
+pub const DEFAULT_PRESET: &str = "digits";
 
 #[derive(Debug, Args, Default)]
 pub struct TrainArgs {
@@ -106,6 +106,9 @@ pub struct ComposeArgs {
     /// Langevin steps from uniform noise.
     #[arg(long, default_value_t = 500)]
     pub steps: usize,
+    /// Sample exp(-E/T): below 1 concentrates the samples on the composition's high-density region.
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f32,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Output folder for compose.png and compose.json.

@@ -91,6 +91,7 @@ pub struct ComposeReport {
     pub weights: Vec<f64>,
     pub samples: usize,
     pub steps: usize,
+    pub temperature: f32,
     /// Fraction of the composition's samples inside every part's 95% high-density region (None if a part has no
     /// known density).
     pub composed_in_all: Option<f64>,
@@ -120,22 +121,26 @@ pub fn load_parts(specs: &[String], device: &Device) -> anyhow::Result<Vec<Part>
 /// Samples the composition and each part alone, measures them, and writes compose.png and compose.json.
 pub fn compose(a: &ComposeArgs, device: &Device) -> anyhow::Result<()> {
     let parts = load_parts(&a.models, device)?;
-    let report = measure(&parts, a.samples, a.steps, a.seed, device, Some(&a.out))?;
+    let report = measure(&parts, a.samples, a.steps, a.temperature, a.seed, device, Some(&a.out))?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     println!("wrote {} and {}", a.out.join("compose.png").display(), a.out.join("compose.json").display());
     Ok(())
 }
 
-/// The measurement behind `compose` (also used by tests); writes figures when `out` is given.
+/// The measurement behind `compose` (also used by tests): the composition and each part alone, all sampled at
+/// `temperature`; writes figures when `out` is given.
 pub fn measure(
     parts: &[Part],
     samples: usize,
     steps: usize,
+    temperature: f32,
     seed: u64,
     device: &Device,
     out: Option<&std::path::Path>,
 ) -> anyhow::Result<ComposeReport> {
-    let (sampler, range) = sampler_of(parts, steps);
+    anyhow::ensure!(temperature > 0.0, "the temperature must be positive, got {temperature}");
+    let (mut sampler, range) = sampler_of(parts, steps);
+    sampler.temperature = temperature;
     let sum = Sum::new(parts.iter().map(|p| Term::new(p.model.clone(), p.weight)).collect());
     let composed = sample_2d(&sum, &sampler, range, samples, seed, device)?;
     let mut rng = Rng::with_stream(seed, 0x4e9);
@@ -158,6 +163,7 @@ pub fn measure(
         weights: parts.iter().map(|p| p.weight).collect(),
         samples,
         steps,
+        temperature,
         composed_in_all: regions.as_ref().map(|r| fraction_in_all(&composed, r)),
         single_in_all: single_frac,
     };

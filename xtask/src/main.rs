@@ -1,6 +1,7 @@
 //! Project tasks: `cargo xtask <command>` (see `cargo xtask --help`).
 
 mod bench;
+mod fetch;
 
 use clap::{Parser, Subcommand};
 
@@ -15,10 +16,13 @@ struct Cli {
 enum Cmd {
     /// Time the Langevin step and the training iteration against PyTorch and candle's own conv.
     Bench(bench::BenchArgs),
+    /// Download (or take with --from) the datasets of data/manifest.toml into data/cache/<name>, verified.
+    FetchData(fetch::FetchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Cmd::Bench(a) => bench::run(a),
+        Cmd::FetchData(a) => fetch::run(a),
     }
 }

@@ -8,11 +8,11 @@
 //! differentiable in turn (every one is a bilinear form of two others), so double backward also works.
 //!
 //! Algorithms ([`ConvAlgo`]):
-//! - Winograd F(4x4, 3x3) ([`crate::conv_winograd`]) for 3x3 stride-1 convolutions whose products are at least
-//!   [`WINOGRAD_MIN_CHANNELS`] deep (input channels for the forward pass, output channels for the input
-//!   gradient): 36 multiplies per 16 outputs instead of 144, the products batched as GEMMs over tiles in an NHWC
-//!   scratch layout. The input gradient is the same algorithm on the flipped, transposed kernel. The weight
-//!   gradient uses im2col.
+//! - Winograd ([`crate::conv_winograd`]) F(4x4, 3x3) for 3x3 stride-1 convolutions (36 multiplies per 16
+//!   outputs instead of 144) and F(4x4, 2x2) for 4x4 stride-2 ones on their space-to-depth input (25 instead of
+//!   64), whose products are at least [`WINOGRAD_MIN_CHANNELS`] deep (input channels for the forward pass,
+//!   output channels for the input gradient), batched as GEMMs over tiles in an NHWC scratch layout. The input
+//!   gradient is the same algorithm on the flipped, transposed kernel. The weight gradient uses im2col.
 //! - im2col + GEMM ([`crate::conv_im2col`]) for everything else, writing im2col straight into packed panels.
 //!
 //! The products run on the microkernel of [`crate::conv_gemm`] (AVX2 + FMA when the CPU has it, detected at
@@ -107,23 +107,25 @@ impl ConvGeom {
         Ok(())
     }
 
-    /// Whether the shape suits Winograd F(4x4, 3x3): 3x3, stride 1, padding at most 2 on every side (so that the
-    /// input gradient is a convolution with padding `2 - p`).
+    /// Whether the shape suits a Winograd algorithm: 3x3 stride 1 with padding at most 2 on every side (F(4x4,
+    /// 3x3); the input gradient is then a convolution with padding `2 - p`), or 4x4 stride 2 with a multiple of 8
+    /// input channels (F(4x4, 2x2) on the space-to-depth input).
     pub fn winograd_shape(&self) -> bool {
-        let p = self.pad;
-        self.kh == 3 && self.kw == 3 && self.stride == 1 && p.top.max(p.bottom).max(p.left).max(p.right) <= 2
+        conv_winograd::forward_ok(self)
     }
 
-    /// Whether `Auto` computes the forward pass with Winograd: the shape suits it and the depth of its products
-    /// (`cin`) is at least [`WINOGRAD_MIN_CHANNELS`] (output channels are padded to 16, so any count works).
+    /// Whether `Auto` computes the forward pass with Winograd: the shape suits it and its products are at least
+    /// [`WINOGRAD_MIN_CHANNELS`] deep (`cin`, or `4 cin` for stride 2; output channels are padded to 16, so any
+    /// count works).
     pub fn winograd_forward(&self) -> bool {
-        self.winograd_shape() && self.cin >= WINOGRAD_MIN_CHANNELS
+        let depth = if self.stride == 2 { 4 * self.cin } else { self.cin };
+        self.winograd_shape() && depth >= WINOGRAD_MIN_CHANNELS
     }
 
     /// Whether `Auto` computes the input gradient with Winograd: the shape suits it and the depth of its
     /// products (`cout`) is at least [`WINOGRAD_MIN_CHANNELS`].
     pub fn winograd_input_grad(&self) -> bool {
-        self.winograd_shape() && self.cout >= WINOGRAD_MIN_CHANNELS
+        conv_winograd::backward_input_ok(self) && self.cout >= WINOGRAD_MIN_CHANNELS
     }
 }
 

@@ -76,14 +76,16 @@ fn to_nhwc_scalar(
     }
 }
 
-/// Copies `src` `[B][hs][ws][cp]` (rows `< h`, columns `< w`, channels `< c`) into `dst` `[B][c][h][w]`.
+/// Copies `src` `[B][hs][ws][cp]` from row `oy`, column `ox` on (`h` rows, `w` columns, channels `< c`) into
+/// `dst` `[B][c][h][w]`.
 pub fn nhwc_to_nchw(
     src: &[f32],
     (hs, ws, cp): (usize, usize, usize),
+    (oy, ox): (usize, usize),
     dst: &mut [f32],
     (c, h, w): (usize, usize, usize),
 ) {
-    assert!(h <= hs && w <= ws && c <= cp, "nhwc_to_nchw: scratch too small");
+    assert!(oy + h <= hs && ox + w <= ws && c <= cp, "nhwc_to_nchw: scratch too small");
     let img = c * h * w;
     if img == 0 {
         return;
@@ -92,7 +94,7 @@ pub fn nhwc_to_nchw(
     assert!(src.len() >= batch * hs * ws * cp);
     let simd = crate::conv_gemm::simd_available();
     dst.par_chunks_mut(img).enumerate().for_each(|(b, d)| {
-        let s = &src[b * hs * ws * cp..(b + 1) * hs * ws * cp];
+        let s = &src[b * hs * ws * cp + (oy * ws + ox) * cp..(b + 1) * hs * ws * cp];
         // SAFETY: sizes checked above; SIMD only after the CPU check.
         unsafe {
             #[cfg(target_arch = "x86_64")]
@@ -105,6 +107,7 @@ pub fn nhwc_to_nchw(
     });
 }
 
+/// The scalar copy of channels `>= c0` and columns `>= x0`; `s` starts at the first copied pixel.
 fn to_nchw_scalar(
     s: &[f32],
     (ws, cp): (usize, usize),

@@ -66,6 +66,13 @@ fn cases() -> Vec<Case> {
         (2, 16, 16, 16, 16, 1, 1, ConvPad::uniform(0)),
         (2, 4, 5, 6, 3, 2, 1, pad(0, 1, 0, 1)),
         (5, 3, 32, 32, 16, 3, 1, ConvPad::uniform(1)),
+        // 4x4 stride 2 with multiples of 8 channels: Winograd F(4,2) on the space-to-depth input
+        (2, 16, 28, 28, 16, 4, 2, same(28, 28, 4, 2)),
+        (3, 8, 14, 14, 24, 4, 2, same(14, 14, 4, 2)),
+        (2, 32, 7, 7, 40, 4, 2, same(7, 7, 4, 2)),
+        (1, 16, 9, 13, 16, 4, 2, pad(0, 0, 3, 1)),
+        (2, 8, 10, 10, 16, 4, 2, pad(2, 3, 0, 1)),
+        (1, 24, 6, 8, 17, 4, 2, ConvPad::uniform(0)),
     ]
 }
 

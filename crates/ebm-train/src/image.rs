@@ -25,23 +25,28 @@ pub struct ImageData {
 
 /// Where a source's files live unless the config says otherwise.
 pub fn default_dir(source: ImageSource) -> PathBuf {
-    PathBuf::from("data/cache").join(source.name())
+    PathBuf::from("data/cache").join(source.dataset())
 }
 
 /// Loads the image set a config names, with a hint on how to get it when it is missing.
 pub fn load_data(cfg: &RunConfig) -> anyhow::Result<ImageData> {
     let DataConfig::Images { source, dir, .. } = &cfg.data else { anyhow::bail!("not an image run") };
     let dir = dir.clone().unwrap_or_else(|| default_dir(*source));
-    let hint = || format!("(get it with `cargo xtask fetch-data {}`, or set data.dir)", source.name());
+    let hint = || format!("(get it with `cargo xtask fetch-data {}`, or set data.dir)", source.dataset());
+    // The trainer conditions on one-hot labels; continuous latents (dSprites) would be silently one-hot encoded.
+    anyhow::ensure!(
+        cfg.model.cond_dim() == 0 || cfg.model.is_class_conditional(),
+        "the model `{}` is conditioned on {} continuous latents, which the image trainer cannot train yet (it \
+         conditions on one-hot class labels only; the data loads with ebm_data::dsprites and its conditions come from \
+         ebm_data::dsprites::Factor)",
+        cfg.model.arch_name(),
+        cfg.model.cond_dim()
+    );
     let (train, test) = match source {
         ImageSource::Digits => ebm_data::digits::train_test(),
-        ImageSource::Mnist | ImageSource::FashionMnist => (
-            ebm_data::idx::load_dir(&dir, Split::Train, source.name()).with_context(hint)?,
-            ebm_data::idx::load_dir(&dir, Split::Test, source.name()).with_context(hint)?,
-        ),
-        ImageSource::Cifar10 => (
-            ebm_data::cifar::load_cifar10_dir(&dir, Split::Train).with_context(hint)?,
-            ebm_data::cifar::load_cifar10_dir(&dir, Split::Test).with_context(hint)?,
+        other => (
+            ebm_data::sources::load(other.dataset(), &dir, Split::Train).with_context(hint)?,
+            ebm_data::sources::load(other.dataset(), &dir, Split::Test).with_context(hint)?,
         ),
     };
     let want = cfg.model.input_shape();

@@ -26,8 +26,20 @@ fn has_avx2_fma() -> bool {
     *HAS.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
 }
 
-/// Whether the vectorised (AVX2 + FMA) kernels run on this CPU.
+static FORCE_PORTABLE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes every convolution kernel use its portable (non-SIMD) code from now on, process-wide: for testing that
+/// code on CPUs that have AVX2.
+pub fn force_portable_kernels() {
+    FORCE_PORTABLE.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether the vectorised (AVX2 + FMA) kernels run on this CPU (and are not disabled by
+/// [`force_portable_kernels`]).
 pub fn simd_available() -> bool {
+    if FORCE_PORTABLE.load(std::sync::atomic::Ordering::Relaxed) {
+        return false;
+    }
     #[cfg(target_arch = "x86_64")]
     {
         has_avx2_fma()
@@ -65,7 +77,7 @@ pub unsafe fn microkernel(
 ) {
     #[cfg(target_arch = "x86_64")]
     {
-        if has_avx2_fma() {
+        if simd_available() {
             return avx2::kernel(kc, a, rsa, csa, b, rsb, c, rsc, csc, accumulate, mr, nr);
         }
     }

@@ -8,6 +8,7 @@
 //!   custom ops whose backward pass computes only the gradients the graph needs.
 
 pub mod conv;
+pub mod conv_direct;
 pub mod conv_fused;
 pub mod conv_gemm;
 pub mod conv_im2col;

@@ -73,6 +73,11 @@ fn cases() -> Vec<Case> {
         (1, 16, 9, 13, 16, 4, 2, pad(0, 0, 3, 1)),
         (2, 8, 10, 10, 16, 4, 2, pad(2, 3, 0, 1)),
         (1, 24, 6, 8, 17, 4, 2, ConvPad::uniform(0)),
+        // few channels: direct convolution (forward depth <= 32, input gradient with <= 4 input channels)
+        (3, 1, 28, 28, 64, 3, 1, same(28, 28, 3, 1)),
+        (2, 2, 7, 9, 3, 3, 1, pad(1, 0, 2, 0)),
+        (1, 3, 5, 12, 11, 2, 1, pad(0, 1, 1, 0)),
+        (2, 4, 6, 6, 40, 5, 1, pad(4, 0, 2, 2)),
     ]
 }
 

@@ -13,13 +13,17 @@
 //!   64), whose products are at least [`WINOGRAD_MIN_CHANNELS`] deep (input channels for the forward pass,
 //!   output channels for the input gradient), batched as GEMMs over tiles in an NHWC scratch layout. The input
 //!   gradient is the same algorithm on the flipped, transposed kernel. The weight gradient uses im2col.
+//! - Direct convolution ([`crate::conv_direct`]) for the few-channel ends of a network (stride 1): forward passes
+//!   at most 32 deep (`cin kh kw`), input gradients with at most 4 input channels (a network's stem).
 //! - im2col + GEMM ([`crate::conv_im2col`]) for everything else, writing im2col straight into packed panels.
 //!
 //! The products run on the microkernel of [`crate::conv_gemm`] (AVX2 + FMA when the CPU has it, detected at
 //! run time). Work is spread over rayon's global pool (`RAYON_NUM_THREADS`).
 
-use crate::{conv_im2col, conv_winograd};
-use candle_core::{backend::BackendStorage, bail, CpuStorage, CustomOp2, DType, Device, Layout, Result, Shape, Tensor};
+use crate::{conv_direct, conv_im2col, conv_winograd};
+use candle_core::{
+    backend::BackendStorage, bail, CpuStorage, CustomOp2, CustomOp3, DType, Device, Layout, Result, Shape, Tensor,
+};
 
 /// Zero padding of the two spatial dimensions, in pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
@@ -40,8 +44,8 @@ impl ConvPad {
 /// Which algorithm computes a convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
 pub enum ConvAlgo {
-    /// Winograd where it applies ([`ConvGeom::winograd_forward`], [`ConvGeom::winograd_input_grad`]), im2col
-    /// otherwise.
+    /// Direct convolution for few channels, Winograd where it applies ([`ConvGeom::winograd_forward`],
+    /// [`ConvGeom::winograd_input_grad`]), im2col otherwise.
     #[default]
     Auto,
     /// im2col + GEMM for every pass.
@@ -129,24 +133,50 @@ impl ConvGeom {
     }
 }
 
-/// `y = conv(x + bias, w)` on slices: `x` `[B, cin, h, w]`, `w` `[cout, cin, kh, kw]`, `bias` `[B, cin]` or
-/// `[cin]` added to the input before the zero padding, `y` `[B, cout, ho, wo]`.
-pub fn forward_f32(g: &ConvGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32], algo: ConvAlgo) {
+/// `y = act(conv(x + bias, w))` on slices: `x` `[B, cin, h, w]`, `w` `[cout, cin, kh, kw]`, `bias` `[B, cin]` or
+/// `[cin]` added to the input before the zero padding, `act` a leaky ReLU of slope `leaky` applied as the output
+/// is written (or none), `y` `[B, cout, ho, wo]`.
+#[allow(clippy::too_many_arguments)]
+pub fn forward_f32(
+    g: &ConvGeom,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    leaky: Option<f32>,
+    y: &mut [f32],
+    algo: ConvAlgo,
+) {
     check_lens(g, x.len(), w.len(), y.len());
-    if algo != ConvAlgo::Im2col && g.winograd_forward() {
-        conv_winograd::forward(g, x, w, bias, y)
+    if algo != ConvAlgo::Im2col && conv_direct::forward_ok(g) {
+        conv_direct::forward(g, x, w, bias, leaky, y)
+    } else if algo != ConvAlgo::Im2col && g.winograd_forward() {
+        conv_winograd::forward(g, x, w, bias, leaky, y)
     } else {
-        conv_im2col::forward(g, x, w, bias, y)
+        conv_im2col::forward(g, x, w, bias, leaky, y)
     }
 }
 
-/// The input gradient `dx` `[B, cin, h, w]` of a convolution from its output gradient `dy` `[B, cout, ho, wo]`.
-pub fn backward_input_f32(g: &ConvGeom, dy: &[f32], w: &[f32], dx: &mut [f32], algo: ConvAlgo) {
+/// The input gradient `dx` `[B, cin, h, w]` of a convolution from its output gradient `dy` `[B, cout, ho, wo]`;
+/// with `mask = (y, a)`, of a convolution followed by a leaky ReLU of slope `a` whose output was `y` (`dy` is
+/// multiplied by `y > 0 ? 1 : a` as it is read).
+pub fn backward_input_f32(
+    g: &ConvGeom,
+    dy: &[f32],
+    mask: Option<(&[f32], f32)>,
+    w: &[f32],
+    dx: &mut [f32],
+    algo: ConvAlgo,
+) {
     check_lens(g, dx.len(), w.len(), dy.len());
-    if algo != ConvAlgo::Im2col && g.winograd_input_grad() {
-        conv_winograd::backward_input(g, dy, w, dx)
+    if let Some((m, _)) = mask {
+        assert_eq!(m.len(), dy.len(), "conv: mask length");
+    }
+    if algo != ConvAlgo::Im2col && conv_direct::backward_input_ok(g) {
+        conv_direct::backward_input(g, dy, mask, w, dx)
+    } else if algo != ConvAlgo::Im2col && g.winograd_input_grad() {
+        conv_winograd::backward_input(g, dy, mask, w, dx)
     } else {
-        conv_im2col::backward_input(g, dy, w, dx)
+        conv_im2col::backward_input(g, dy, mask, w, dx)
     }
 }
 
@@ -225,6 +255,14 @@ struct InputGradOp {
     hw: (usize, usize),
 }
 
+/// The input-gradient op of a convolution followed by a leaky ReLU of slope `alpha` whose output was `y`:
+/// `(dy, w, y) -> conv^T(dy . (y > 0 ? 1 : alpha), w)`.
+struct MaskedInputGradOp {
+    spec: Spec,
+    hw: (usize, usize),
+    alpha: f64,
+}
+
 /// The weight-gradient op `(x, dy) -> dw`, for a kernel of size `khw`.
 struct WeightGradOp {
     spec: Spec,
@@ -240,7 +278,7 @@ impl CustomOp2 for ConvOp {
         let g = self.0.geom(dims4(l1, "input")?, dims4(l2, "kernel")?)?;
         let (x, w) = (f32_slice(s1, l1, "input")?, f32_slice(s2, l2, "kernel")?);
         let mut y = output_vec(g.batch * g.cout * g.p());
-        forward_f32(&g, x, w, None, &mut y, self.0.algo);
+        forward_f32(&g, x, w, None, None, &mut y, self.0.algo);
         Ok((CpuStorage::F32(y), Shape::from((g.batch, g.cout, g.ho(), g.wo()))))
     }
 
@@ -271,7 +309,7 @@ impl CustomOp2 for InputGradOp {
         }
         let (dy, w) = (f32_slice(s1, l1, "output gradient")?, f32_slice(s2, l2, "kernel")?);
         let mut dx = output_vec(b * g.cin * g.h * g.w);
-        backward_input_f32(&g, dy, w, &mut dx, self.spec.algo);
+        backward_input_f32(&g, dy, None, w, &mut dx, self.spec.algo);
         Ok((CpuStorage::F32(dx), Shape::from((b, g.cin, g.h, g.w))))
     }
 
@@ -282,6 +320,64 @@ impl CustomOp2 for InputGradOp {
         let a = if dy.track_op() { Some(forward(&gdx, w, self.spec)?) } else { None };
         let b = if w.track_op() { Some(weight_grad(&gdx, dy, self.spec, (kh, kw))?) } else { None };
         Ok((a, b))
+    }
+}
+
+impl CustomOp3 for MaskedInputGradOp {
+    fn name(&self) -> &'static str {
+        "ebm-conv2d-masked-input-grad"
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let [b, cout, ho, wo] = dims4(l1, "output gradient")?;
+        let wdims = dims4(l2, "kernel")?;
+        if wdims[0] != cout || l3.dims() != l1.dims() {
+            bail!("conv2d masked input grad: gradient {:?}, kernel {wdims:?}, output {:?}", l1.dims(), l3.dims());
+        }
+        let g = self.spec.geom([b, wdims[1], self.hw.0, self.hw.1], wdims)?;
+        if (g.ho(), g.wo()) != (ho, wo) {
+            bail!("conv2d input grad: gradient is {ho}x{wo}, the convolution produces {}x{}", g.ho(), g.wo());
+        }
+        let (dy, w) = (f32_slice(s1, l1, "output gradient")?, f32_slice(s2, l2, "kernel")?);
+        let y = f32_slice(s3, l3, "output")?;
+        let mut dx = output_vec(b * g.cin * g.h * g.w);
+        backward_input_f32(&g, dy, Some((y, self.alpha as f32)), w, &mut dx, self.spec.algo);
+        Ok((CpuStorage::F32(dx), Shape::from((b, g.cin, g.h, g.w))))
+    }
+
+    /// Bilinear in `(dy, w)` (and piecewise constant in `y`): `d/d dy = mask . conv(G, w)`,
+    /// `d/dw = weight_grad(G, mask . dy)`.
+    fn bwd(
+        &self,
+        dy: &Tensor,
+        w: &Tensor,
+        y: &Tensor,
+        _dx: &Tensor,
+        gdx: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (_, _, kh, kw) = w.dims4()?;
+        let gdx = gdx.contiguous()?;
+        let a = if dy.track_op() {
+            Some(crate::conv_fused::leaky_relu_grad(y, &forward(&gdx, w, self.spec)?, self.alpha)?)
+        } else {
+            None
+        };
+        let b = if w.track_op() {
+            let masked = crate::conv_fused::leaky_relu_grad(y, dy, self.alpha)?;
+            Some(weight_grad(&gdx, &masked, self.spec, (kh, kw))?)
+        } else {
+            None
+        };
+        Ok((a, b, None))
     }
 }
 
@@ -365,6 +461,25 @@ pub fn conv2d_input_grad(
     algo: ConvAlgo,
 ) -> Result<Tensor> {
     input_grad(dy, w, Spec { stride, pad, algo }, hw)
+}
+
+/// The input gradient of a convolution followed by a leaky ReLU of slope `alpha` whose output was `y`:
+/// `conv^T(dy . (y > 0 ? 1 : alpha), w)`, the mask applied as `dy` is read. Differentiable.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_input_grad_masked(
+    dy: &Tensor,
+    w: &Tensor,
+    y: &Tensor,
+    alpha: f64,
+    stride: usize,
+    pad: ConvPad,
+    hw: (usize, usize),
+    algo: ConvAlgo,
+) -> Result<Tensor> {
+    check_tensors(dy, w)?;
+    check_tensors(y, w)?;
+    let spec = Spec { stride, pad, algo };
+    dy.contiguous()?.apply_op3(&w.contiguous()?, &y.contiguous()?, MaskedInputGradOp { spec, hw, alpha })
 }
 
 /// The weight gradient of [`conv2d`] for a `kh x kw` kernel: `(x, dy)` to `[Cout, Cin, kh, kw]`. Differentiable.

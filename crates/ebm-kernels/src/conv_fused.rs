@@ -5,9 +5,11 @@
 //! - [`leaky_relu`]: `max(x, alpha x)`, backward `g * (x > 0 ? 1 : alpha)`;
 //! - [`scale_channels`]: `y[b, c, ..] * s[b, c]` (the official output gain), backward `g * s` and, only when
 //!   `s` is part of the graph, `sum_hw g * y`;
-//! - [`conv2d_biased`]: the convolution of `x + bias[b, c]` with the bias added while the input is copied into
-//!   the kernels' padded scratch (before the zero padding, as the official input bias), backward the input
-//!   gradient, the bias gradient `sum_hw dx` and the weight gradient, each only when needed.
+//! - [`conv2d_block`]: `act(conv(x + bias[b, c], w))` with the bias added while the input is copied into the
+//!   kernels' padded scratch (before the zero padding, as the official input bias) and the leaky ReLU applied as
+//!   the output is written; backward the input gradient (the activation's mask applied as the output gradient is
+//!   read), the bias gradient `sum_hw dx` and the weight gradient, each only when needed;
+//! - [`residual_tail`]: `act(avgpool(a + b))`, the end of a residual block, one pass each way.
 //!
 //! f32 and f64 on the CPU for the elementwise ops (f32 only for the convolution); per-channel vectors are
 //! `[B, C]`, or `[1, C]` / `[C]` shared by the batch.
@@ -301,39 +303,42 @@ pub fn scale_channels(y: &Tensor, s: &Tensor) -> Result<Tensor> {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// convolution with an input bias
+// convolution with an input bias and an activation
 
-struct BiasedConv {
+/// `act(conv(x + bias, w))`: the bias (optional third operand, `[B, Cin]`, `[1, Cin]` or `[Cin]`) is added while
+/// the input is copied into the kernels' scratch, the leaky ReLU (optional) as the output is written.
+#[derive(Debug, Clone, Copy)]
+struct Block {
     stride: usize,
     pad: ConvPad,
     algo: ConvAlgo,
+    leaky: Option<f64>,
 }
 
-impl CustomOp3 for BiasedConv {
-    fn name(&self) -> &'static str {
-        "ebm-conv2d-biased"
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn cpu_fwd(
+impl Block {
+    fn fwd(
         &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
+        (s1, l1): (&CpuStorage, &Layout),
+        (s2, l2): (&CpuStorage, &Layout),
+        bias: Option<(&CpuStorage, &Layout)>,
     ) -> Result<(CpuStorage, Shape)> {
-        let (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(bias)) = (s1, s2, s3) else {
-            bail!("conv2d_biased: f32 operands expected");
+        let (CpuStorage::F32(x), CpuStorage::F32(w)) = (s1, s2) else {
+            bail!("conv2d_block: f32 operands expected");
         };
         let (xd, wd) = (l1.dims(), l2.dims());
         if xd.len() != 4 || wd.len() != 4 || xd[1] != wd[1] {
-            bail!("conv2d_biased: input {xd:?} and kernel {wd:?} do not match");
+            bail!("conv2d_block: input {xd:?} and kernel {wd:?} do not match");
         }
-        if vec_rows(l3, xd[0], xd[1]).is_none() {
-            bail!("conv2d_biased: bias of shape {:?} for an input {xd:?}", l3.dims());
-        }
+        let bias = match bias {
+            Some((CpuStorage::F32(b), l3)) => {
+                if vec_rows(l3, xd[0], xd[1]).is_none() {
+                    bail!("conv2d_block: bias of shape {:?} for an input {xd:?}", l3.dims());
+                }
+                Some(contiguous(b, l3, "bias")?)
+            }
+            Some(_) => bail!("conv2d_block: f32 bias expected"),
+            None => None,
+        };
         let g = conv::ConvGeom {
             batch: xd[0],
             cin: xd[1],
@@ -346,33 +351,37 @@ impl CustomOp3 for BiasedConv {
             pad: self.pad,
         };
         if self.stride == 0 || g.hp() < g.kh || g.wp() < g.kw {
-            bail!("conv2d_biased: kernel {wd:?} does not fit the padded input {xd:?}");
+            bail!("conv2d_block: kernel {wd:?} does not fit the padded input {xd:?}");
         }
-        let (x, w, bias) = (contiguous(x, l1, "input")?, contiguous(w, l2, "kernel")?, contiguous(bias, l3, "bias")?);
+        let (x, w) = (contiguous(x, l1, "input")?, contiguous(w, l2, "kernel")?);
         let mut y = output_vec(g.batch * g.cout * g.p());
-        conv::forward_f32(&g, x, w, Some(bias), &mut y, self.algo);
+        conv::forward_f32(&g, x, w, bias, self.leaky.map(|a| a as f32), &mut y, self.algo);
         Ok((CpuStorage::F32(y), Shape::from((g.batch, g.cout, g.ho(), g.wo()))))
     }
 
+    /// Gradients for `x`, `w` and `bias`, each only when it is part of the graph.
     fn bwd(
         &self,
         x: &Tensor,
         w: &Tensor,
-        bias: &Tensor,
-        _y: &Tensor,
+        bias: Option<&Tensor>,
+        y: &Tensor,
         gy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (b, cin, h, wd) = x.dims4()?;
         let (_, _, kh, kw) = w.dims4()?;
         let gy = gy.contiguous()?;
-        let need_dx = x.track_op() || bias.track_op();
-        let dx = if need_dx {
-            Some(conv::conv2d_input_grad(&gy, w, self.stride, self.pad, (h, wd), self.algo)?)
+        let bias_tracked = bias.is_some_and(|b| b.track_op());
+        let dx = if x.track_op() || bias_tracked {
+            Some(match self.leaky {
+                None => conv::conv2d_input_grad(&gy, w, self.stride, self.pad, (h, wd), self.algo)?,
+                Some(a) => conv::conv2d_input_grad_masked(&gy, w, y, a, self.stride, self.pad, (h, wd), self.algo)?,
+            })
         } else {
             None
         };
-        let dbias = match (&dx, bias.track_op()) {
-            (Some(dx), true) => {
+        let dbias = match (&dx, bias) {
+            (Some(dx), Some(bias)) if bias.track_op() => {
                 let s = dx.sum((2, 3))?; // [B, cin]
                 Some(match bias.dims() {
                     [n] if *n == cin => s.sum(0)?,
@@ -383,9 +392,18 @@ impl CustomOp3 for BiasedConv {
             _ => None,
         };
         let dw = if w.track_op() {
-            let b2 = if bias.rank() == 1 { bias.reshape((1, cin))? } else { bias.clone() };
-            let xb = x.broadcast_add(&b2.reshape((b2.dims()[0], cin, 1, 1))?)?;
-            Some(conv::conv2d_weight_grad(&xb, &gy, self.stride, self.pad, (kh, kw), self.algo)?)
+            let xb = match bias {
+                Some(bias) => {
+                    let b2 = if bias.rank() == 1 { bias.reshape((1, cin))? } else { bias.clone() };
+                    x.broadcast_add(&b2.reshape((b2.dims()[0], cin, 1, 1))?)?
+                }
+                None => x.clone(),
+            };
+            let gm = match self.leaky {
+                Some(a) => leaky_relu_grad(y, &gy, a)?,
+                None => gy.clone(),
+            };
+            Some(conv::conv2d_weight_grad(&xb, &gm, self.stride, self.pad, (kh, kw), self.algo)?)
         } else {
             None
         };
@@ -394,10 +412,78 @@ impl CustomOp3 for BiasedConv {
     }
 }
 
+impl CustomOp2 for Block {
+    fn name(&self) -> &'static str {
+        "ebm-conv2d-block"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        self.fwd((s1, l1), (s2, l2), None)
+    }
+
+    fn bwd(&self, x: &Tensor, w: &Tensor, y: &Tensor, gy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw, _) = Block::bwd(self, x, w, None, y, gy)?;
+        Ok((dx, dw))
+    }
+}
+
+impl CustomOp3 for Block {
+    fn name(&self) -> &'static str {
+        "ebm-conv2d-block-biased"
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.fwd((s1, l1), (s2, l2), Some((s3, l3)))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        bias: &Tensor,
+        y: &Tensor,
+        gy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        Block::bwd(self, x, w, Some(bias), y, gy)
+    }
+}
+
+/// `act(conv(x + bias, w))` in one op: `bias` (`[B, Cin]`, `[1, Cin]` or `[Cin]`, added before the zero padding)
+/// optional, `act` a leaky ReLU of slope `leaky` (0 for a ReLU) or none. f32 on the CPU. Backward: the input
+/// gradient with the activation's mask applied as the output gradient is read, the bias gradient `sum_hw dx`,
+/// the weight gradient; each only when needed.
+pub fn conv2d_block(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    stride: usize,
+    pad: ConvPad,
+    leaky: Option<f64>,
+    algo: ConvAlgo,
+) -> Result<Tensor> {
+    if !conv::supported(x, w) || bias.is_some_and(|b| b.dtype() != DType::F32) {
+        bail!("conv2d_block: f32 operands on the CPU expected");
+    }
+    let op = Block { stride, pad, algo, leaky };
+    match bias {
+        Some(b) => x.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, op),
+        None => x.contiguous()?.apply_op2(&w.contiguous()?, op),
+    }
+}
+
 /// The convolution of `x + bias` (`bias` `[B, Cin]`, `[1, Cin]` or `[Cin]`, added before the zero padding) with
 /// `w`: see [`conv::conv2d`]. f32 on the CPU. Gradients for all three operands, each only when needed.
 pub fn conv2d_biased(x: &Tensor, w: &Tensor, bias: &Tensor, stride: usize, pad: ConvPad) -> Result<Tensor> {
-    conv2d_biased_with(x, w, bias, stride, pad, ConvAlgo::Auto)
+    conv2d_block(x, w, Some(bias), stride, pad, None, ConvAlgo::Auto)
 }
 
 /// [`conv2d_biased`] with an explicit algorithm.
@@ -409,8 +495,232 @@ pub fn conv2d_biased_with(
     pad: ConvPad,
     algo: ConvAlgo,
 ) -> Result<Tensor> {
-    if !conv::supported(x, w) || bias.dtype() != DType::F32 {
-        bail!("conv2d_biased: f32 operands on the CPU expected");
+    conv2d_block(x, w, Some(bias), stride, pad, None, algo)
+}
+
+/// `g * (y > 0 ? 1 : alpha)`: the gradient through a leaky ReLU whose output (or input) was `y`.
+pub fn leaky_relu_grad(y: &Tensor, g: &Tensor, alpha: f64) -> Result<Tensor> {
+    y.contiguous()?.apply_op2(&g.contiguous()?, LeakyReluGrad(alpha))
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// residual block tail
+
+/// `act(pool(a + b))`: `pool` the 2x2 average with stride 2 (VALID: an odd last row or column is dropped), `act`
+/// a leaky ReLU of slope `leaky` (0 for a ReLU) or none.
+#[derive(Debug, Clone, Copy)]
+struct Tail {
+    pool: bool,
+    leaky: Option<f64>,
+}
+
+/// Its gradient `(g, y) -> d` for an input of spatial size `hw`: the same `d` for both summands.
+#[derive(Debug, Clone, Copy)]
+struct TailGrad {
+    tail: Tail,
+    hw: (usize, usize),
+}
+
+/// f32 or f64.
+trait Real: Copy + Send + Sync + PartialOrd + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self> {
+    fn of(v: f64) -> Self;
+}
+impl Real for f32 {
+    fn of(v: f64) -> Self {
+        v as f32
     }
-    x.contiguous()?.apply_op3(&w.contiguous()?, &bias.contiguous()?, BiasedConv { stride, pad, algo })
+}
+impl Real for f64 {
+    fn of(v: f64) -> Self {
+        v
+    }
+}
+
+#[inline(always)]
+fn act<T: Real>(v: T, leaky: Option<T>) -> T {
+    match leaky {
+        Some(a) if v <= T::of(0.0) => v * a,
+        _ => v,
+    }
+}
+
+#[inline(always)]
+fn act_grad<T: Real>(y: T, leaky: Option<T>) -> T {
+    match leaky {
+        Some(a) if y <= T::of(0.0) => a,
+        _ => T::of(1.0),
+    }
+}
+
+fn tail_fwd<T: Real>(a: &[T], b: &[T], planes: usize, (h, w): (usize, usize), t: Tail) -> Vec<T> {
+    let leaky = t.leaky.map(T::of);
+    let (ho, wo) = if t.pool { (h / 2, w / 2) } else { (h, w) };
+    let mut y = output_vec::<T>(planes * ho * wo);
+    let plane = |p: usize, out: &mut [T]| {
+        let (a, b) = (&a[p * h * w..(p + 1) * h * w], &b[p * h * w..(p + 1) * h * w]);
+        if !t.pool {
+            for ((o, x), z) in out.iter_mut().zip(a).zip(b) {
+                *o = act(*x + *z, leaky);
+            }
+            return;
+        }
+        let q = T::of(0.25);
+        for oy in 0..ho {
+            let (r0, r1) = (2 * oy * w, (2 * oy + 1) * w);
+            for ox in 0..wo {
+                let c = 2 * ox;
+                let s = (a[r0 + c] + b[r0 + c]) + (a[r0 + c + 1] + b[r0 + c + 1]);
+                let s = s + (a[r1 + c] + b[r1 + c]) + (a[r1 + c + 1] + b[r1 + c + 1]);
+                out[oy * wo + ox] = act(s * q, leaky);
+            }
+        }
+    };
+    if y.len() <= PAR_CHUNK || ho * wo == 0 {
+        for (p, out) in y.chunks_mut((ho * wo).max(1)).enumerate() {
+            plane(p, out);
+        }
+    } else {
+        y.par_chunks_mut(ho * wo).enumerate().for_each(|(p, out)| plane(p, out));
+    }
+    y
+}
+
+fn tail_bwd<T: Real>(g: &[T], y: &[T], planes: usize, (h, w): (usize, usize), t: Tail) -> Vec<T> {
+    let leaky = t.leaky.map(T::of);
+    let (ho, wo) = if t.pool { (h / 2, w / 2) } else { (h, w) };
+    let mut d = output_vec::<T>(planes * h * w);
+    let plane = |p: usize, out: &mut [T]| {
+        let (g, y) = (&g[p * ho * wo..(p + 1) * ho * wo], &y[p * ho * wo..(p + 1) * ho * wo]);
+        if !t.pool {
+            for ((o, gv), yv) in out.iter_mut().zip(g).zip(y) {
+                *o = *gv * act_grad(*yv, leaky);
+            }
+            return;
+        }
+        let q = T::of(0.25);
+        for oy in 0..ho {
+            for ox in 0..wo {
+                let v = g[oy * wo + ox] * act_grad(y[oy * wo + ox], leaky) * q;
+                let (r0, r1, c) = (2 * oy * w, (2 * oy + 1) * w, 2 * ox);
+                out[r0 + c] = v;
+                out[r0 + c + 1] = v;
+                out[r1 + c] = v;
+                out[r1 + c + 1] = v;
+            }
+            if w % 2 == 1 {
+                out[2 * oy * w + w - 1] = T::of(0.0);
+                out[(2 * oy + 1) * w + w - 1] = T::of(0.0);
+            }
+        }
+        if h % 2 == 1 {
+            out[(h - 1) * w..].fill(T::of(0.0));
+        }
+    };
+    if d.len() <= PAR_CHUNK || h * w == 0 {
+        for (p, out) in d.chunks_mut((h * w).max(1)).enumerate() {
+            plane(p, out);
+        }
+    } else {
+        d.par_chunks_mut(h * w).enumerate().for_each(|(p, out)| plane(p, out));
+    }
+    d
+}
+
+fn planes_hw(l: &Layout, what: &str) -> Result<(usize, (usize, usize))> {
+    match l.dims() {
+        &[b, c, h, w] => Ok((b * c, (h, w))),
+        d => bail!("{what}: [B, C, H, W] expected, got {d:?}"),
+    }
+}
+
+impl CustomOp2 for Tail {
+    fn name(&self) -> &'static str {
+        "ebm-residual-tail"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        if l1.shape() != l2.shape() {
+            bail!("residual tail: summands of shapes {:?} and {:?}", l1.dims(), l2.dims());
+        }
+        let (planes, (h, w)) = planes_hw(l1, "residual tail")?;
+        let out = match (s1, s2) {
+            (CpuStorage::F32(a), CpuStorage::F32(b)) => {
+                CpuStorage::F32(tail_fwd(contiguous(a, l1, "a")?, contiguous(b, l2, "b")?, planes, (h, w), *self))
+            }
+            (CpuStorage::F64(a), CpuStorage::F64(b)) => {
+                CpuStorage::F64(tail_fwd(contiguous(a, l1, "a")?, contiguous(b, l2, "b")?, planes, (h, w), *self))
+            }
+            _ => bail!("residual tail: matching f32 or f64 operands expected"),
+        };
+        let d = l1.dims();
+        let shape = if self.pool { Shape::from((d[0], d[1], h / 2, w / 2)) } else { l1.shape().clone() };
+        Ok((out, shape))
+    }
+
+    fn bwd(&self, a: &Tensor, b: &Tensor, y: &Tensor, g: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        if !a.track_op() && !b.track_op() {
+            return Ok((None, None));
+        }
+        let (_, _, h, w) = a.dims4()?;
+        let d = g.contiguous()?.apply_op2(&y.contiguous()?, TailGrad { tail: *self, hw: (h, w) })?;
+        Ok((a.track_op().then(|| d.clone()), b.track_op().then_some(d)))
+    }
+}
+
+impl CustomOp2 for TailGrad {
+    fn name(&self) -> &'static str {
+        "ebm-residual-tail-grad"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        if l1.shape() != l2.shape() {
+            bail!("residual tail grad: shapes {:?} and {:?}", l1.dims(), l2.dims());
+        }
+        let (planes, (ho, wo)) = planes_hw(l1, "residual tail grad")?;
+        let (h, w) = self.hw;
+        let expect = if self.tail.pool { (h / 2, w / 2) } else { (h, w) };
+        if (ho, wo) != expect {
+            bail!("residual tail grad: gradient {ho}x{wo} for an input {h}x{w}");
+        }
+        let out = match (s1, s2) {
+            (CpuStorage::F32(g), CpuStorage::F32(y)) => {
+                CpuStorage::F32(tail_bwd(contiguous(g, l1, "g")?, contiguous(y, l2, "y")?, planes, (h, w), self.tail))
+            }
+            (CpuStorage::F64(g), CpuStorage::F64(y)) => {
+                CpuStorage::F64(tail_bwd(contiguous(g, l1, "g")?, contiguous(y, l2, "y")?, planes, (h, w), self.tail))
+            }
+            _ => bail!("residual tail grad: matching f32 or f64 operands expected"),
+        };
+        let d = l1.dims();
+        Ok((out, Shape::from((d[0], d[1], h, w))))
+    }
+
+    /// Linear in `g`: the adjoint is `mask . pool(G)` (piecewise constant in `y`).
+    fn bwd(&self, g: &Tensor, y: &Tensor, _d: &Tensor, gd: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        if !g.track_op() {
+            return Ok((None, None));
+        }
+        let (_, _, h, w) = gd.dims4()?;
+        let pooled = if self.tail.pool {
+            gd.narrow(2, 0, h / 2 * 2)?.narrow(3, 0, w / 2 * 2)?.contiguous()?.avg_pool2d(2)?
+        } else {
+            gd.clone()
+        };
+        let masked = match self.tail.leaky {
+            Some(a) => leaky_relu_grad(y, &pooled, a)?,
+            None => pooled,
+        };
+        Ok((Some(masked), None))
+    }
+}
+
+/// The end of a residual block, `act(pool(a + b))`, in one pass: `pool` the 2x2 average with stride 2 (VALID: an
+/// odd last row or column is dropped), `act` a leaky ReLU of slope `leaky` (0 for a ReLU) or none; f32 or f64 on
+/// the CPU. Backward: one pass, the same gradient for both summands.
+pub fn residual_tail(a: &Tensor, b: &Tensor, pool: bool, leaky: Option<f64>) -> Result<Tensor> {
+    check_cpu_float(a, "residual_tail")?;
+    if a.dtype() != b.dtype() || a.dims() != b.dims() {
+        bail!("residual_tail: summands {:?} {:?} and {:?} {:?}", a.dims(), a.dtype(), b.dims(), b.dtype());
+    }
+    a.contiguous()?.apply_op2(&b.contiguous()?, Tail { pool, leaky })
 }

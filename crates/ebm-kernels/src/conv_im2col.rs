@@ -111,8 +111,9 @@ fn pack_cols(off: &Offsets, xpad: &[f32], np: usize, k0: usize, kc: usize, j0: u
     }
 }
 
-/// `y = conv(x + bias, w)`: `x` NCHW, `w` `[cout, cin, kh, kw]`, `y` `[batch, cout, ho, wo]`.
-pub fn forward(g: &ConvGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+/// `y = act(conv(x + bias, w))`: `x` NCHW, `w` `[cout, cin, kh, kw]`, `y` `[batch, cout, ho, wo]`, `act` a leaky
+/// ReLU of slope `leaky` (applied to each group's output while it is in cache) or none.
+pub fn forward(g: &ConvGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>, leaky: Option<f32>, y: &mut [f32]) {
     let (kd, np, cout) = (g.kdim(), g.p(), g.cout);
     let pa = PackedA::new(cout, kd, w, kd, 1);
     let off = Offsets::new(g);
@@ -144,12 +145,20 @@ pub fn forward(g: &ConvGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut
                     }
                 });
             }
+            if let Some(a) = leaky {
+                for v in yg.iter_mut() {
+                    if *v <= 0.0 {
+                        *v *= a;
+                    }
+                }
+            }
         });
     });
 }
 
-/// `dx = conv^T(dy, w)`, the input gradient (of `x + bias` as well).
-pub fn backward_input(g: &ConvGeom, dy: &[f32], w: &[f32], dx: &mut [f32]) {
+/// `dx = conv^T(dy . mask, w)`, the input gradient (of `x + bias` as well); `mask = (m, a)` multiplies `dy` by
+/// `m > 0 ? 1 : a` first.
+pub fn backward_input(g: &ConvGeom, dy: &[f32], mask: Option<(&[f32], f32)>, w: &[f32], dx: &mut [f32]) {
     let (kd, np, cout) = (g.kdim(), g.p(), g.cout);
     // A = w^T: K x cout
     let pa = PackedA::new(kd, cout, w, 1, kd);
@@ -186,8 +195,17 @@ pub fn backward_input(g: &ConvGeom, dy: &[f32], w: &[f32], dx: &mut [f32]) {
                             for kk in 0..kc {
                                 let row = &mut dst[kk * NR..(kk + 1) * NR];
                                 let co = (k0 + kk) * np;
-                                for (r, &o) in row.iter_mut().zip(cols) {
-                                    *r = dy[o + co];
+                                match mask {
+                                    None => {
+                                        for (r, &o) in row.iter_mut().zip(cols) {
+                                            *r = dy[o + co];
+                                        }
+                                    }
+                                    Some((m, a)) => {
+                                        for (r, &o) in row.iter_mut().zip(cols) {
+                                            *r = dy[o + co] * if m[o + co] > 0.0 { 1.0 } else { a };
+                                        }
+                                    }
                                 }
                                 row[wdt..].fill(0.0);
                             }

@@ -6,6 +6,8 @@ use std::sync::Mutex;
 
 /// Copies `src` `[B][c][h][w]` into `dst` `[B][hs][ws][cp]` at offset `(pt, pl)`, adding `bias` (`[B, c]` or
 /// `[c]`) to every copied value; every other element of `dst` (the padding, and channels `c..cp`) is set to 0.
+/// With `mask = (m, a)` (`m` shaped like `src`), each value is first multiplied by `m > 0 ? 1 : a` (the gradient
+/// of a leaky ReLU whose output is `m`).
 #[allow(clippy::too_many_arguments)]
 pub fn nchw_to_nhwc_padded(
     src: &[f32],
@@ -14,6 +16,7 @@ pub fn nchw_to_nhwc_padded(
     (hs, ws, cp): (usize, usize, usize),
     (pt, pl): (usize, usize),
     bias: Option<&[f32]>,
+    mask: Option<(&[f32], f32)>,
 ) {
     assert!(pt + h <= hs && pl + w <= ws && c <= cp, "nchw_to_nhwc_padded: scratch too small");
     let img = hs * ws * cp;
@@ -22,9 +25,13 @@ pub fn nchw_to_nhwc_padded(
     if let Some(b) = bias {
         assert!(b.len() == c || b.len() == batch * c, "nchw_to_nhwc_padded: bias length");
     }
+    if let Some((m, _)) = mask {
+        assert_eq!(m.len(), src.len(), "nchw_to_nhwc_padded: mask length");
+    }
     let simd = crate::conv_gemm::simd_available();
     dst.par_chunks_mut(img).enumerate().for_each(|(b, d)| {
         let s = &src[b * c * h * w..(b + 1) * c * h * w];
+        let mask_b = mask.map(|(m, a)| (&m[b * c * h * w..(b + 1) * c * h * w], a));
         let bias_b: Option<&[f32]> = bias.map(|v| if v.len() == c { v } else { &v[b * c..(b + 1) * c] });
         // borders
         d[..pt * ws * cp].fill(0.0);
@@ -43,10 +50,10 @@ pub fn nchw_to_nhwc_padded(
         unsafe {
             #[cfg(target_arch = "x86_64")]
             if simd {
-                return avx::to_nhwc(s, (c, h, w), d, (ws, cp), (pt, pl), bias_b);
+                return avx::to_nhwc(s, (c, h, w), d, (ws, cp), (pt, pl), bias_b, mask_b);
             }
             let _ = simd;
-            to_nhwc_scalar(s, (c, h, w), d, (ws, cp), (pt, pl), bias_b, 0, 0)
+            to_nhwc_scalar(s, (c, h, w), d, (ws, cp), (pt, pl), bias_b, mask_b, 0, 0)
         }
     });
 }
@@ -60,6 +67,7 @@ fn to_nhwc_scalar(
     (ws, cp): (usize, usize),
     (pt, pl): (usize, usize),
     bias: Option<&[f32]>,
+    mask: Option<(&[f32], f32)>,
     c0: usize,
     x0: usize,
 ) {
@@ -69,21 +77,32 @@ fn to_nhwc_scalar(
             let add = bias.map_or(0.0, |v| v[ci]);
             let srow = &s[(ci * h + y) * w..(ci * h + y + 1) * w];
             let xs = if ci >= c0 { 0 } else { x0 };
-            for x in xs..w {
-                row[x * cp + ci] = srow[x] + add;
+            match mask {
+                None => {
+                    for x in xs..w {
+                        row[x * cp + ci] = srow[x] + add;
+                    }
+                }
+                Some((m, a)) => {
+                    let mrow = &m[(ci * h + y) * w..(ci * h + y + 1) * w];
+                    for x in xs..w {
+                        row[x * cp + ci] = srow[x] * if mrow[x] > 0.0 { 1.0 } else { a } + add;
+                    }
+                }
             }
         }
     }
 }
 
 /// Copies `src` `[B][hs][ws][cp]` from row `oy`, column `ox` on (`h` rows, `w` columns, channels `< c`) into
-/// `dst` `[B][c][h][w]`.
+/// `dst` `[B][c][h][w]`, applying a leaky ReLU of slope `leaky` when given.
 pub fn nhwc_to_nchw(
     src: &[f32],
     (hs, ws, cp): (usize, usize, usize),
     (oy, ox): (usize, usize),
     dst: &mut [f32],
     (c, h, w): (usize, usize, usize),
+    leaky: Option<f32>,
 ) {
     assert!(oy + h <= hs && ox + w <= ws && c <= cp, "nhwc_to_nchw: scratch too small");
     let img = c * h * w;
@@ -99,10 +118,10 @@ pub fn nhwc_to_nchw(
         unsafe {
             #[cfg(target_arch = "x86_64")]
             if simd {
-                return avx::to_nchw(s, (ws, cp), d, (c, h, w));
+                return avx::to_nchw(s, (ws, cp), d, (c, h, w), leaky);
             }
             let _ = simd;
-            to_nchw_scalar(s, (ws, cp), d, (c, h, w), 0, 0)
+            to_nchw_scalar(s, (ws, cp), d, (c, h, w), leaky, 0, 0)
         }
     });
 }
@@ -113,6 +132,7 @@ fn to_nchw_scalar(
     (ws, cp): (usize, usize),
     d: &mut [f32],
     (c, h, w): (usize, usize, usize),
+    leaky: Option<f32>,
     c0: usize,
     x0: usize,
 ) {
@@ -122,7 +142,11 @@ fn to_nchw_scalar(
             let drow = &mut d[(ci * h + y) * w..(ci * h + y + 1) * w];
             let xs = if ci >= c0 { 0 } else { x0 };
             for x in xs..w {
-                drow[x] = srow[x * cp + ci];
+                let v = srow[x * cp + ci];
+                drow[x] = match leaky {
+                    Some(a) if v <= 0.0 => v * a,
+                    _ => v,
+                };
             }
         }
     }
@@ -170,9 +194,11 @@ mod avx {
         (ws, cp): (usize, usize),
         (pt, pl): (usize, usize),
         bias: Option<&[f32]>,
+        mask: Option<(&[f32], f32)>,
     ) {
         let (c8, w8) = (c / 8 * 8, w / 8 * 8);
         let sp = s.as_ptr();
+        let (one, zero) = (_mm256_set1_ps(1.0), _mm256_setzero_ps());
         for y in 0..h {
             let dp = d.as_mut_ptr().add(((y + pt) * ws + pl) * cp);
             let mut ci = 0;
@@ -183,9 +209,10 @@ mod avx {
                 };
                 let mut x = 0;
                 while x < w8 {
-                    let src = sp.add((ci * h + y) * w + x);
+                    let off = (ci * h + y) * w + x;
+                    let src = sp.add(off);
                     let step = h * w;
-                    let r = [
+                    let mut r = [
                         _mm256_loadu_ps(src),
                         _mm256_loadu_ps(src.add(step)),
                         _mm256_loadu_ps(src.add(2 * step)),
@@ -195,6 +222,13 @@ mod avx {
                         _mm256_loadu_ps(src.add(6 * step)),
                         _mm256_loadu_ps(src.add(7 * step)),
                     ];
+                    if let Some((m, a)) = mask {
+                        let (mp, av) = (m.as_ptr().add(off), _mm256_set1_ps(a));
+                        for (k, v) in r.iter_mut().enumerate() {
+                            let pos = _mm256_cmp_ps::<_CMP_GT_OQ>(_mm256_loadu_ps(mp.add(k * step)), zero);
+                            *v = _mm256_mul_ps(*v, _mm256_blendv_ps(av, one, pos));
+                        }
+                    }
                     let t = transpose8(r);
                     for (j, v) in t.iter().enumerate() {
                         _mm256_storeu_ps(dp.add((x + j) * cp + ci), _mm256_add_ps(*v, bv));
@@ -205,13 +239,20 @@ mod avx {
             }
         }
         if c8 < c || w8 < w {
-            super::to_nhwc_scalar(s, (c, h, w), d, (ws, cp), (pt, pl), bias, c8, w8);
+            super::to_nhwc_scalar(s, (c, h, w), d, (ws, cp), (pt, pl), bias, mask, c8, w8);
         }
     }
 
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn to_nchw(s: &[f32], (ws, cp): (usize, usize), d: &mut [f32], (c, h, w): (usize, usize, usize)) {
+    pub unsafe fn to_nchw(
+        s: &[f32],
+        (ws, cp): (usize, usize),
+        d: &mut [f32],
+        (c, h, w): (usize, usize, usize),
+        leaky: Option<f32>,
+    ) {
         let (c8, w8) = (c / 8 * 8, w / 8 * 8);
+        let av = _mm256_set1_ps(leaky.unwrap_or(1.0));
         let dp = d.as_mut_ptr();
         for y in 0..h {
             let sp = s.as_ptr().add(y * ws * cp);
@@ -232,7 +273,9 @@ mod avx {
                     ];
                     let t = transpose8(r);
                     for (i, v) in t.iter().enumerate() {
-                        _mm256_storeu_ps(dp.add(((ci + i) * h + y) * w + x), *v);
+                        // max(v, a v) is the leaky ReLU for 0 < a < 1 (and v itself for a = 1)
+                        let v = _mm256_max_ps(*v, _mm256_mul_ps(*v, av));
+                        _mm256_storeu_ps(dp.add(((ci + i) * h + y) * w + x), v);
                     }
                     x += 8;
                 }
@@ -240,7 +283,7 @@ mod avx {
             }
         }
         if c8 < c || w8 < w {
-            super::to_nchw_scalar(s, (ws, cp), d, (c, h, w), c8, w8);
+            super::to_nchw_scalar(s, (ws, cp), d, (c, h, w), leaky, c8, w8);
         }
     }
 }

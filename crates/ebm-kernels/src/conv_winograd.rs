@@ -573,8 +573,8 @@ fn is_4x4_s2(g: &ConvGeom) -> bool {
     g.kh == 4 && g.kw == 4 && g.stride == 2 && g.cin % 8 == 0 && g.cin > 0
 }
 
-/// `y = conv(x + bias, w)` for a shape of [`forward_ok`].
-pub fn forward(g: &ConvGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+/// `y = act(conv(x + bias, w))` for a shape of [`forward_ok`], `act` a leaky ReLU of slope `leaky` (or none).
+pub fn forward(g: &ConvGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>, leaky: Option<f32>, y: &mut [f32]) {
     let (ho, wo) = (g.ho(), g.wo());
     let (th, tw) = (ho.div_ceil(4), wo.div_ceil(4));
     let coutp = round_up(g.cout, NR);
@@ -585,7 +585,7 @@ pub fn forward(g: &ConvGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut
         let kp = round_up(cin, 8);
         let (hs, ws) = (4 * th + 2, 4 * tw + 2);
         let mut xs = take_scratch(b * hs * ws * kp);
-        nchw_to_nhwc_padded(x, (cin, g.h, g.w), &mut xs, (hs, ws, kp), (g.pad.top, g.pad.left), bias);
+        nchw_to_nhwc_padded(x, (cin, g.h, g.w), &mut xs, (hs, ws, kp), (g.pad.top, g.pad.left), bias, None);
         let taps = Taps {
             co_off: (0..g.cout).map(|co| (co * cin * 9) as isize).collect(),
             ci_off: (0..cin).map(|ci| (ci * 9) as isize).collect(),
@@ -603,7 +603,7 @@ pub fn forward(g: &ConvGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut
         let rows = 2 * (4 * th + 1).max((g.h + g.pad.top).div_ceil(2));
         let cols = 2 * (4 * tw + 1).max((g.w + g.pad.left).div_ceil(2));
         let mut xs = take_scratch(b * rows * cols * cin);
-        nchw_to_nhwc_padded(x, (cin, g.h, g.w), &mut xs, (rows, cols, cin), (g.pad.top, g.pad.left), bias);
+        nchw_to_nhwc_padded(x, (cin, g.h, g.w), &mut xs, (rows, cols, cin), (g.pad.top, g.pad.left), bias, None);
         // W'[co][(r, s, c)][a][b] = W[co][c][2a + r][2b + s]
         let taps = Taps {
             co_off: (0..g.cout).map(|co| (co * cin * 16) as isize).collect(),
@@ -623,12 +623,13 @@ pub fn forward(g: &ConvGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut
         give_scratch(xs);
         give_scratch(u);
     }
-    nhwc_to_nchw(&ys, (4 * th, 4 * tw, coutp), (0, 0), y, (g.cout, ho, wo));
+    nhwc_to_nchw(&ys, (4 * th, 4 * tw, coutp), (0, 0), y, (g.cout, ho, wo), leaky);
     give_scratch(ys);
 }
 
-/// `dx = conv^T(dy, w)` for a shape of [`backward_input_ok`].
-pub fn backward_input(g: &ConvGeom, dy: &[f32], w: &[f32], dx: &mut [f32]) {
+/// `dx = conv^T(dy . mask, w)` for a shape of [`backward_input_ok`]; `mask = (y, a)` multiplies `dy` by
+/// `y > 0 ? 1 : a` first (the gradient through a leaky ReLU whose output is `y`).
+pub fn backward_input(g: &ConvGeom, dy: &[f32], mask: Option<(&[f32], f32)>, w: &[f32], dx: &mut [f32]) {
     let (ho, wo) = (g.ho(), g.wo());
     let (b, cin, cout) = (g.batch, g.cin, g.cout);
     let kp = round_up(cout, 8);
@@ -638,7 +639,7 @@ pub fn backward_input(g: &ConvGeom, dy: &[f32], w: &[f32], dx: &mut [f32]) {
         let (th, tw) = (g.h.div_ceil(4), g.w.div_ceil(4));
         let (hs, ws) = (4 * th + 2, 4 * tw + 2);
         let mut xs = take_scratch(b * hs * ws * kp);
-        nchw_to_nhwc_padded(dy, (cout, ho, wo), &mut xs, (hs, ws, kp), (2 - pad.top, 2 - pad.left), None);
+        nchw_to_nhwc_padded(dy, (cout, ho, wo), &mut xs, (hs, ws, kp), (2 - pad.top, 2 - pad.left), None, mask);
         // k(co = original ci, ci = original co, i, j) = w[ci][co][2 - i][2 - j]
         let taps = Taps {
             co_off: (0..cin).map(|c| (c * 9 + 8) as isize).collect(),
@@ -652,7 +653,7 @@ pub fn backward_input(g: &ConvGeom, dy: &[f32], w: &[f32], dx: &mut [f32]) {
         let output = Io::nhwc(4 * th, 4 * tw, coutp);
         let p = Plan { batch: b, th, tw, k: cout, kp, coutp, input: Io::nhwc(hs, ws, kp), output };
         run::<F43>(&p, &xs, &u, &mut ys);
-        nhwc_to_nchw(&ys, (4 * th, 4 * tw, coutp), (0, 0), dx, (cin, g.h, g.w));
+        nhwc_to_nchw(&ys, (4 * th, 4 * tw, coutp), (0, 0), dx, (cin, g.h, g.w), None);
         give_scratch(xs);
         give_scratch(u);
         give_scratch(ys);
@@ -667,14 +668,21 @@ pub fn backward_input(g: &ConvGeom, dy: &[f32], w: &[f32], dx: &mut [f32]) {
         // dy rows beyond the scratch only feed dZ rows past zh (not needed)
         let (hc, wc) = (ho.min(hs - 1), wo.min(ws - 1));
         if (hc, wc) == (ho, wo) {
-            nchw_to_nhwc_padded(dy, (cout, ho, wo), &mut xs, (hs, ws, kp), (1, 1), None);
+            nchw_to_nhwc_padded(dy, (cout, ho, wo), &mut xs, (hs, ws, kp), (1, 1), None, mask);
         } else {
             let mut crop = vec![0f32; b * cout * hc * wc];
             for (i, row) in crop.chunks_mut(wc).enumerate() {
                 let (bc, y) = (i / hc, i % hc);
-                row.copy_from_slice(&dy[(bc * ho + y) * wo..][..wc]);
+                let src = (bc * ho + y) * wo;
+                for (x, o) in row.iter_mut().enumerate() {
+                    let f = match mask {
+                        Some((m, a)) if m[src + x] <= 0.0 => a,
+                        _ => 1.0,
+                    };
+                    *o = dy[src + x] * f;
+                }
             }
-            nchw_to_nhwc_padded(&crop, (cout, hc, wc), &mut xs, (hs, ws, kp), (1, 1), None);
+            nchw_to_nhwc_padded(&crop, (cout, hc, wc), &mut xs, (hs, ws, kp), (1, 1), None, None);
         }
         // k'(co' = (r, s, c), ci' = co, a, b) = W'[co][co'][1 - a][1 - b] = W[co][c][2 - 2a + r][2 - 2b + s]
         let taps = Taps {
@@ -695,7 +703,7 @@ pub fn backward_input(g: &ConvGeom, dy: &[f32], w: &[f32], dx: &mut [f32]) {
         let output = Io::space_to_depth(rows, cols, cin);
         let p = Plan { batch: b, th, tw, k: cout, kp, coutp, input: Io::nhwc(hs, ws, kp), output };
         run::<F42>(&p, &xs, &u, &mut ys);
-        nhwc_to_nchw(&ys, (rows, cols, cin), (g.pad.top, g.pad.left), dx, (cin, g.h, g.w));
+        nhwc_to_nchw(&ys, (rows, cols, cin), (g.pad.top, g.pad.left), dx, (cin, g.h, g.w), None);
         give_scratch(xs);
         give_scratch(u);
         give_scratch(ys);

@@ -150,3 +150,88 @@ fn biased_conv_skips_what_is_constant() {
     let g = y.sum_all().unwrap().backward().unwrap();
     assert!(g.get(bv.as_tensor()).is_some() && g.get(&xc).is_none());
 }
+
+#[test]
+fn conv_block_with_activation_matches_candle() {
+    use ebm_kernels::conv_fused::conv2d_block;
+    let mut rng = Rng::new(6);
+    // (batch, cin, h, cout, k, stride): direct, Winograd F(4,3), F(4,2), im2col (stride 3)
+    let cases =
+        [(2, 1, 12, 16, 3, 1), (3, 3, 9, 8, 3, 1), (2, 16, 10, 24, 3, 1), (2, 16, 14, 16, 4, 2), (1, 5, 9, 7, 3, 3)];
+    for (b, cin, h, cout, k, stride) in cases {
+        let pad = same(h, k, stride);
+        let ho = h.div_ceil(stride);
+        let x = randn(&mut rng, &[b, cin, h, h]);
+        let w = randn(&mut rng, &[cout, cin, k, k]);
+        let bias = randn(&mut rng, &[b, cin]);
+        let r = randn(&mut rng, &[b, cout, ho, ho]);
+        for slope in [0.2, 0.0] {
+            for with_bias in [false, true] {
+                for algo in [ConvAlgo::Im2col, ConvAlgo::Auto] {
+                    let what = format!("{:?} slope {slope} bias {with_bias} {algo:?}", (b, cin, h, cout, k, stride));
+                    let inputs =
+                        if with_bias { vec![x.clone(), w.clone(), bias.clone()] } else { vec![x.clone(), w.clone()] };
+                    let (y, g) = grads(&inputs, &r, |t| {
+                        conv2d_block(&t[0], &t[1], t.get(2), stride, pad, Some(slope), algo).unwrap()
+                    });
+                    let ref_inputs: Vec<Tensor> = inputs.iter().map(f64_).collect();
+                    let (yr, gr) = grads(&ref_inputs, &r, |t| {
+                        let xb = match t.get(2) {
+                            Some(bb) => t[0].broadcast_add(&bb.reshape((b, cin, 1, 1)).unwrap()).unwrap(),
+                            None => t[0].clone(),
+                        };
+                        let xp = xb.pad_with_zeros(2, pad.top, pad.bottom).unwrap();
+                        let xp = xp.pad_with_zeros(3, pad.left, pad.right).unwrap();
+                        let pre = xp.conv2d(&t[1], 0, stride, 1, 1).unwrap();
+                        pre.maximum(&(&pre * slope).unwrap()).unwrap()
+                    });
+                    assert!(rel_err(&y, &yr) < 1e-4, "{what}: forward {:e}", rel_err(&y, &yr));
+                    for (i, (ours, theirs)) in g.iter().zip(&gr).enumerate() {
+                        let e = rel_err(ours, theirs);
+                        assert!(e < 1e-4, "{what}: gradient {i} {e:e}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn residual_tail_matches_add_pool_leaky() {
+    use ebm_kernels::conv_fused::residual_tail;
+    let mut rng = Rng::new(7);
+    for (b, c, h, w) in [(2, 3, 8, 8), (1, 5, 7, 9), (3, 64, 32, 32), (2, 2, 1, 3)] {
+        let a = randn(&mut rng, &[b, c, h, w]);
+        let s = randn(&mut rng, &[b, c, h, w]);
+        for pool in [false, true] {
+            if pool && (h < 2 || w < 2) {
+                continue;
+            }
+            let (ho, wo) = if pool { (h / 2, w / 2) } else { (h, w) };
+            let r = randn(&mut rng, &[b, c, ho, wo]);
+            for leaky in [Some(0.2), Some(0.0), None] {
+                for dt in [DType::F32, DType::F64] {
+                    let what = format!("{:?} pool {pool} leaky {leaky:?} {dt:?}", (b, c, h, w));
+                    let ins = [a.to_dtype(dt).unwrap(), s.to_dtype(dt).unwrap()];
+                    let (y, g) = grads(&ins, &r, |t| residual_tail(&t[0], &t[1], pool, leaky).unwrap());
+                    let (yr, gr) = grads(&[f64_(&a), f64_(&s)], &r, |t| {
+                        let z = (&t[0] + &t[1]).unwrap();
+                        let z = if pool {
+                            z.narrow(2, 0, h / 2 * 2).unwrap().narrow(3, 0, w / 2 * 2).unwrap().avg_pool2d(2).unwrap()
+                        } else {
+                            z
+                        };
+                        match leaky {
+                            Some(sl) => z.maximum(&(&z * sl).unwrap()).unwrap(),
+                            None => z,
+                        }
+                    });
+                    let tol = if dt == DType::F32 { 1e-5 } else { 1e-12 };
+                    assert!(rel_err(&y, &yr) < tol, "{what}: forward");
+                    assert!(rel_err(&g[0], &gr[0]) < tol, "{what}: gradient of a");
+                    assert!(rel_err(&g[1], &gr[1]) < tol, "{what}: gradient of b");
+                }
+            }
+        }
+    }
+}

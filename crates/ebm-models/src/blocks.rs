@@ -86,21 +86,21 @@ impl ResBlock {
     }
 
     pub fn forward(&self, w: &Weights, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
-        let mut h = self.c1.forward(w, x, cond)?;
-        if self.dropout {
-            if let Some(rng) = w.dropout {
-                h = ops::dropout(&h, BLOCK_DROPOUT, rng)?;
+        let h = match (self.dropout, w.dropout) {
+            (true, Some(rng)) => {
+                let h = self.c1.forward(w, x, cond)?;
+                activate(&ops::dropout(&h, BLOCK_DROPOUT, rng)?, self.act)?
             }
-        }
-        let h = activate(&h, self.act)?;
+            // without dropout the activation fuses into the convolution
+            _ => self.c1.forward_act(w, x, cond, Some(self.act))?,
+        };
         let h2 = self.c2.forward(w, &h, cond)?;
         let sc = match &self.shortcut {
             Some(s) => s.forward(w, x, None)?,
             None => x.clone(),
         };
-        let y = (h2 + sc)?;
-        let y = if self.down { ops::avg_pool2x2(&y)? } else { y };
-        activate(&y, self.act)
+        // act(avgpool(h2 + sc)) in one op
+        ops::residual_tail(&h2, &sc, self.down, self.act)
     }
 }
 

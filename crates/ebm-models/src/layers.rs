@@ -181,13 +181,26 @@ pub fn cond_conv2d(
     gain: Option<(&Tensor, Option<&Tensor>)>,
     cond: Option<&Tensor>,
 ) -> Result<Tensor> {
+    cond_conv2d_act(x, w, stride, gb, gain, cond, None)
+}
+
+/// [`cond_conv2d`] followed by the activation `act` (fused into the convolution where possible, see
+/// [`ops::cond_conv2d`]).
+pub fn cond_conv2d_act(
+    x: &Tensor,
+    w: &Tensor,
+    stride: usize,
+    gb: Option<&Tensor>,
+    gain: Option<(&Tensor, Option<&Tensor>)>,
+    cond: Option<&Tensor>,
+    act: Option<Activation>,
+) -> Result<Tensor> {
     let bias = gb.map(|gb| per_example(gb, cond)).transpose()?;
     let scale = gain.map(|(g, cb)| gain_vector(g, cb, cond)).transpose()?;
     let (_, _, h, wd) = x.dims4()?;
     let (_, _, kh, kw) = w.dims4()?;
     let pad = ops::Pad2d::same(h, wd, kh, kw, stride);
-    // the bias fused into the convolution's input, the gain one pass (see ops::cond_conv2d)
-    ops::cond_conv2d(x, w, stride, pad, bias.as_ref(), scale.as_ref())
+    ops::cond_conv2d(x, w, stride, pad, bias.as_ref(), scale.as_ref(), act)
 }
 
 /// A convolution of a network: its scope, shape, normalisation, conditioning and activation.
@@ -252,17 +265,24 @@ impl ConvLayer {
     }
 
     pub fn forward(&self, w: &Weights, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
+        self.forward_act(w, x, cond, self.act)
+    }
+
+    /// [`ConvLayer::forward`] with the activation `act` in place of the layer's own.
+    pub fn forward_act(
+        &self,
+        w: &Weights,
+        x: &Tensor,
+        cond: Option<&Tensor>,
+        act: Option<Activation>,
+    ) -> Result<Tensor> {
         let s = &self.scope;
         let cw = w.get(&format!("{s}/cweight"))?;
         let cond = if self.cond_dim > 0 { cond } else { None };
         let gb = if self.in_bias { Some(w.get(&format!("{s}/gb"))?) } else { None };
         let g = if self.gain { Some(w.get(&format!("{s}/g"))?) } else { None };
         let cb = if self.gain && self.cond_dim > 0 { Some(w.get(&format!("{s}/cb"))?) } else { None };
-        let y = cond_conv2d(x, &cw, self.stride, gb.as_ref(), g.as_ref().map(|g| (g, cb.as_ref())), cond)?;
-        match self.act {
-            Some(a) => activate(&y, a),
-            None => Ok(y),
-        }
+        cond_conv2d_act(x, &cw, self.stride, gb.as_ref(), g.as_ref().map(|g| (g, cb.as_ref())), cond, act)
     }
 }
 

@@ -6,6 +6,7 @@
 //! the weight gradient of constant weights); other dtypes and devices, or [`ConvBackend::Candle`], use candle's
 //! own `conv2d`.
 
+use crate::config::Activation;
 use candle_core::{Result, Tensor};
 use ebm_kernels::Rng;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
@@ -95,11 +96,7 @@ impl From<Pad2d> for ebm_kernels::ConvPad {
 /// 2D convolution of `x` `[B, Cin, H, W]` with `w` `[Cout, Cin, kh, kw]` (PyTorch layout), zero padding `pad` and
 /// `stride`, no bias: THE convolution of the crate (see the module docs for the backends).
 pub fn conv2d(x: &Tensor, w: &Tensor, stride: usize, pad: Pad2d) -> Result<Tensor> {
-    if let (Ok((b, _, h, wd)), Ok((co, ci, kh, kw))) = (x.dims4(), w.dims4()) {
-        let ho = (h + pad.top + pad.bottom).saturating_sub(kh) / stride.max(1) + 1;
-        let wo = (wd + pad.left + pad.right).saturating_sub(kw) / stride.max(1) + 1;
-        CONV_MACS.fetch_add((b * co * ho * wo * ci * kh * kw) as u64, Ordering::Relaxed);
-    }
+    count_macs(x, w, stride, pad);
     if conv_backend() == ConvBackend::Fast && ebm_kernels::conv::supported(x, w) {
         return ebm_kernels::conv2d(x, w, stride, pad.into());
     }
@@ -123,10 +120,11 @@ pub fn candle_conv2d(x: &Tensor, w: &Tensor, stride: usize, pad: Pad2d) -> Resul
     xp.conv2d(w, 0, stride, 1, 1)
 }
 
-/// The official `conv_block` core: the convolution of `x + in_bias` (added before the zero padding) scaled by
-/// `gain` per output channel. `in_bias` is `[B, Cin]` or `[1, Cin]` (also accepted with trailing 1x1 dims, or as
+/// The official `conv_block`: `act(conv(x + in_bias) * gain)`, the convolution with zero padding `pad` and
+/// `stride` (see [`conv2d`]). `in_bias` is `[B, Cin]` or `[1, Cin]` (also accepted with trailing 1x1 dims, or as
 /// `[Cin]`), `gain` likewise with `Cout`. On the fast backend the bias is fused into the convolution's input
-/// copy and the gain is one pass forward and backward; otherwise candle's broadcast ops.
+/// copy, a leaky ReLU or ReLU (without gain) into its output (and its gradient mask into the input gradient), and
+/// the gain is one pass forward and backward; otherwise candle's broadcast ops and [`crate::layers::activate`].
 pub fn cond_conv2d(
     x: &Tensor,
     w: &Tensor,
@@ -134,35 +132,83 @@ pub fn cond_conv2d(
     pad: Pad2d,
     in_bias: Option<&Tensor>,
     gain: Option<&Tensor>,
+    act: Option<Activation>,
 ) -> Result<Tensor> {
     let fast = conv_backend() == ConvBackend::Fast;
-    let y = match in_bias {
-        Some(b) if fast && ebm_kernels::conv::supported(x, w) && b.dtype() == x.dtype() => {
-            let b = channel_rows(b)?;
-            let (n, _, h, wd) = x.dims4()?;
-            let (_, _, kh, kw) = w.dims4()?;
-            let ho = (h + pad.top + pad.bottom).saturating_sub(kh) / stride.max(1) + 1;
-            let wo = (wd + pad.left + pad.right).saturating_sub(kw) / stride.max(1) + 1;
-            CONV_MACS.fetch_add((n * w.dims()[0] * ho * wo * w.dims()[1] * kh * kw) as u64, Ordering::Relaxed);
-            ebm_kernels::conv_fused::conv2d_biased(x, w, &b, stride, pad.into())?
+    let bias = in_bias.map(channel_rows).transpose()?;
+    let fast_conv = fast && ebm_kernels::conv::supported(x, w) && bias.as_ref().is_none_or(|b| b.dtype() == x.dtype());
+    // the activation fuses into the convolution unless a gain comes between them
+    let fused_slope = if fast_conv && gain.is_none() { act.and_then(act_slope) } else { None };
+    let y = if fast_conv {
+        count_macs(x, w, stride, pad);
+        ebm_kernels::conv_fused::conv2d_block(
+            x,
+            w,
+            bias.as_ref(),
+            stride,
+            pad.into(),
+            fused_slope,
+            ebm_kernels::ConvAlgo::Auto,
+        )?
+    } else {
+        match &bias {
+            Some(b) => {
+                let c = b.dims()[1];
+                conv2d(&x.broadcast_add(&b.reshape((b.dims()[0], c, 1, 1))?)?, w, stride, pad)?
+            }
+            None => conv2d(x, w, stride, pad)?,
         }
-        Some(b) => {
-            let b = channel_rows(b)?;
-            let c = b.dims()[1];
-            conv2d(&x.broadcast_add(&b.reshape((b.dims()[0], c, 1, 1))?)?, w, stride, pad)?
-        }
-        None => conv2d(x, w, stride, pad)?,
     };
-    match gain {
+    let y = match gain {
         Some(g) if fast && ebm_kernels::conv_fused::supported(&y) && g.dtype() == y.dtype() => {
-            ebm_kernels::conv_fused::scale_channels(&y, &channel_rows(g)?)
+            ebm_kernels::conv_fused::scale_channels(&y, &channel_rows(g)?)?
         }
         Some(g) => {
             let g = channel_rows(g)?;
             let c = g.dims()[1];
-            y.broadcast_mul(&g.reshape((g.dims()[0], c, 1, 1))?)
+            y.broadcast_mul(&g.reshape((g.dims()[0], c, 1, 1))?)?
         }
-        None => Ok(y),
+        None => y,
+    };
+    match act {
+        Some(a) if fused_slope.is_none() => crate::layers::activate(&y, a),
+        _ => Ok(y),
+    }
+}
+
+/// The slope of an activation that is a leaky ReLU (the official 0.2; a ReLU is slope 0), `None` for swish.
+fn act_slope(act: Activation) -> Option<f64> {
+    match act {
+        Activation::LeakyRelu => Some(0.2),
+        Activation::Relu => Some(0.0),
+        Activation::Swish => None,
+    }
+}
+
+/// The end of a residual block: `act(avgpool2x2(h + shortcut))` (pooling only with `down`, VALID as in
+/// [`avg_pool2x2`]). On the fast backend one pass forward and one backward (for f32/f64 on the CPU).
+pub fn residual_tail(h: &Tensor, shortcut: &Tensor, down: bool, act: Activation) -> Result<Tensor> {
+    let fast = conv_backend() == ConvBackend::Fast
+        && ebm_kernels::conv_fused::supported(h)
+        && h.dtype() == shortcut.dtype()
+        && h.dims() == shortcut.dims()
+        && h.rank() == 4;
+    if fast {
+        return match act_slope(act) {
+            Some(s) => ebm_kernels::conv_fused::residual_tail(h, shortcut, down, Some(s)),
+            None => crate::layers::activate(&ebm_kernels::conv_fused::residual_tail(h, shortcut, down, None)?, act),
+        };
+    }
+    let y = (h + shortcut)?;
+    let y = if down { avg_pool2x2(&y)? } else { y };
+    crate::layers::activate(&y, act)
+}
+
+fn count_macs(x: &Tensor, w: &Tensor, stride: usize, pad: Pad2d) {
+    if let (Ok((b, _, h, wd)), Ok((co, ci, kh, kw))) = (x.dims4(), w.dims4()) {
+        let ho = (h + pad.top + pad.bottom).saturating_sub(kh) / stride.max(1) + 1;
+        let wo = (wd + pad.left + pad.right).saturating_sub(kw) / stride.max(1) + 1;
+        CONV_MACS.fetch_add((b * co * ho * wo * ci * kh * kw) as u64, Ordering::Relaxed);
     }
 }
 

@@ -4,7 +4,33 @@
 
 use candle_core::{DType, Device, Result, Tensor, Var, D};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use ebm_io::Bundle;
 use ebm_kernels::Rng;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Metadata key of a saved classifier's format tag.
+pub const FORMAT_KEY: &str = "ebm.format";
+/// The format tag of saved pixel classifiers.
+pub const FORMAT: &str = "ebm-pixel-classifier/1";
+/// Metadata key of a saved classifier's [`ClassifierInfo`] (JSON).
+pub const INFO_KEY: &str = "ebm.classifier_info";
+
+/// What a saved classifier was trained on and how well it does: reported beside every number it judges.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassifierInfo {
+    /// The dataset name (e.g. `digits`, `fashion-mnist`).
+    pub dataset: String,
+    /// Image shape `[C, H, W]`.
+    pub input_shape: [usize; 3],
+    pub classes: usize,
+    pub hidden: usize,
+    pub train_images: usize,
+    /// Accuracy on the dataset's test split.
+    pub test_accuracy: f64,
+    pub epochs: usize,
+    pub seed: u64,
+}
 
 /// A one-hidden-layer perceptron on flattened pixels.
 pub struct PixelClassifier {
@@ -95,5 +121,71 @@ impl PixelClassifier {
 
     pub fn device(&self) -> Device {
         self.w1.device().clone()
+    }
+
+    /// Number of classes.
+    pub fn classes(&self) -> usize {
+        self.b2.dims()[0]
+    }
+
+    /// Writes the weights and `info` to one safetensors file, atomically.
+    pub fn save(&self, path: &Path, info: &ClassifierInfo) -> std::result::Result<(), ebm_io::IoError> {
+        let mut b = Bundle::new();
+        for (k, v) in [
+            ("classifier/w1", &self.w1),
+            ("classifier/b1", &self.b1),
+            ("classifier/w2", &self.w2),
+            ("classifier/b2", &self.b2),
+        ] {
+            b.insert(k, v.as_tensor().clone());
+        }
+        b.set_meta(FORMAT_KEY, FORMAT);
+        b.set_meta(INFO_KEY, serde_json::to_string(info).expect("the info serialises"));
+        b.save(path)
+    }
+
+    /// Reads a classifier written by [`PixelClassifier::save`]. A file without the classifier's tensors (an energy
+    /// model checkpoint, say) is an error that names the file and says how to make one.
+    pub fn load(path: &Path, device: &Device) -> std::result::Result<(Self, ClassifierInfo), ebm_io::IoError> {
+        let bundle = Bundle::load(path, device)?;
+        let err = |reason: String| ebm_io::IoError::Content { path: path.to_path_buf(), reason };
+        if bundle.metadata.get(FORMAT_KEY).map(String::as_str) != Some(FORMAT)
+            || !bundle.tensors.contains_key("classifier/w1")
+        {
+            let what = match bundle.metadata.get(FORMAT_KEY) {
+                Some(f) => format!("a `{f}` file"),
+                None => "a file without an `ebm.format` tag".into(),
+            };
+            return Err(err(format!(
+                "not a pixel classifier: {what} with no classifier head (`classifier/w1`); train one with \
+                 `ebm-train eval train-classifier`"
+            )));
+        }
+        let info: ClassifierInfo = serde_json::from_str(bundle.meta(path, INFO_KEY)?)
+            .map_err(|e| err(format!("classifier info does not parse: {e}")))?;
+        let get = |k: &str| -> std::result::Result<Var, ebm_io::IoError> {
+            let t = bundle.get(path, k)?;
+            Var::from_tensor(&t.to_dtype(DType::F32).map_err(|e| err(e.to_string()))?).map_err(|e| err(e.to_string()))
+        };
+        let (w1, b1, w2, b2) =
+            (get("classifier/w1")?, get("classifier/b1")?, get("classifier/w2")?, get("classifier/b2")?);
+        let input_dim = w1.dims().get(1).copied().unwrap_or(0);
+        let ok = w1.rank() == 2
+            && b1.dims() == [w1.dims()[0]]
+            && w2.rank() == 2
+            && w2.dims()[1] == w1.dims()[0]
+            && b2.dims() == [w2.dims()[0]]
+            && input_dim == info.input_shape.iter().product::<usize>();
+        if !ok {
+            return Err(err(format!(
+                "classifier tensors of inconsistent shapes (w1 {:?}, b1 {:?}, w2 {:?}, b2 {:?}, images {:?})",
+                w1.dims(),
+                b1.dims(),
+                w2.dims(),
+                b2.dims(),
+                info.input_shape
+            )));
+        }
+        Ok((Self { w1, b1, w2, b2, input_dim }, info))
     }
 }

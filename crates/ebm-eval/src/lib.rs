@@ -1,12 +1,24 @@
-//! Measurements of energy-based models.
+//! Measurements of energy-based models: every evaluation the IGEBM paper reports.
 //!
 //! - [`classify`]: energy-based classification (`argmin_y E(x, y)`), accuracy, confusion.
-//! - [`classifier`]: a small pixel classifier the project trains itself, to judge conditional samples.
+//! - [`ood`]: out-of-distribution scores `-E(x)` (or `-min_y E(x, y)`), AUROC with ties, and the paper's synthetic
+//!   negative sets (uniform noise, constant images, interpolations).
+//! - [`frechet`]: the Fréchet distance between Gaussians fitted to features (FID, classifier-feature distance),
+//!   computed through symmetric eigenproblems ([`linalg`]).
+//! - [`classifier`]: a small pixel classifier the project trains itself, to judge conditional samples and give
+//!   features where no pretrained network can be had.
 //! - [`mmd`]: maximum mean discrepancy for low-dimensional samples.
+//! - [`convert`]: resizing and channel conversion of image batches.
 
 pub mod classifier;
 pub mod classify;
+pub mod convert;
+pub mod frechet;
+pub mod linalg;
 pub mod mmd;
+pub mod ood;
 
-pub use classifier::{ClassifierConfig, PixelClassifier};
+pub use classifier::{ClassifierConfig, ClassifierInfo, PixelClassifier};
+pub use frechet::{frechet_distance, frechet_from_features, FrechetStats, Gaussian};
 pub use mmd::{mmd2, MmdEstimator};
+pub use ood::auroc;

@@ -1,6 +1,8 @@
 //! Measurements of energy-based models: every evaluation the IGEBM paper reports.
 //!
 //! - [`classify`]: energy-based classification (`argmin_y E(x, y)`), accuracy, confusion.
+//! - [`robust`]: the same classifier with the paper's Langevin refinement of each class copy, and PGD attacks on it
+//!   (L-infinity and L2, projected onto the ball around the clean input, also through the refinement).
 //! - [`ood`]: out-of-distribution scores `-E(x)` (or `-min_y E(x, y)`), AUROC with ties, and the paper's synthetic
 //!   negative sets (uniform noise, constant images, interpolations).
 //! - [`frechet`]: the Fréchet distance between Gaussians fitted to features (FID, classifier-feature distance),
@@ -17,8 +19,10 @@ pub mod frechet;
 pub mod linalg;
 pub mod mmd;
 pub mod ood;
+pub mod robust;
 
 pub use classifier::{ClassifierConfig, ClassifierInfo, PixelClassifier};
 pub use frechet::{frechet_distance, frechet_from_features, FrechetStats, Gaussian};
 pub use mmd::{mmd2, MmdEstimator};
 pub use ood::auroc;
+pub use robust::{EnergyClassifier, Norm, Pgd, Refinement, Through};

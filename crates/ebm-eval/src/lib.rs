@@ -5,15 +5,20 @@
 //!   (L-infinity and L2, projected onto the ball around the clean input, also through the refinement).
 //! - [`ood`]: out-of-distribution scores `-E(x)` (or `-min_y E(x, y)`), AUROC with ties, and the paper's synthetic
 //!   negative sets (uniform noise, constant images, interpolations).
+//! - [`complete`]: masked Langevin completion of boxes, halves, random pixels and salt-and-pepper, with the
+//!   masked-region error against the original and against a trivial fill.
 //! - [`frechet`]: the Fréchet distance between Gaussians fitted to features (FID, classifier-feature distance),
 //!   computed through symmetric eigenproblems ([`linalg`]).
 //! - [`classifier`]: a small pixel classifier the project trains itself, to judge conditional samples and give
 //!   features where no pretrained network can be had.
+//! - [`ais`]: annealed importance sampling for `log Z`, with the forward (lower) and reverse (upper) estimates.
 //! - [`mmd`]: maximum mean discrepancy for low-dimensional samples.
 //! - [`convert`]: resizing and channel conversion of image batches.
 
+pub mod ais;
 pub mod classifier;
 pub mod classify;
+pub mod complete;
 pub mod convert;
 pub mod frechet;
 pub mod linalg;

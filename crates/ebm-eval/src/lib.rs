@@ -7,6 +7,7 @@
 //!   negative sets (uniform noise, constant images, interpolations).
 //! - [`complete`]: masked Langevin completion of boxes, halves, random pixels and salt-and-pepper, with the
 //!   masked-region error against the original and against a trivial fill.
+//! - [`inception`]: the FID Inception-v3 of pytorch-fid, in candle; the Inception Score.
 //! - [`frechet`]: the Fréchet distance between Gaussians fitted to features (FID, classifier-feature distance),
 //!   computed through symmetric eigenproblems ([`linalg`]).
 //! - [`classifier`]: a small pixel classifier the project trains itself, to judge conditional samples and give
@@ -21,6 +22,7 @@ pub mod classify;
 pub mod complete;
 pub mod convert;
 pub mod frechet;
+pub mod inception;
 pub mod linalg;
 pub mod mmd;
 pub mod ood;

@@ -6,7 +6,23 @@ use ebm_data::Toy2d;
 const TOY: &str = include_str!("../presets/toy.toml");
 
 /// The image presets, by name.
-const IMAGE: [(&str, &str); 1] = [("digits", include_str!("../presets/digits.toml"))];
+const IMAGE: [(&str, &str); 15] = [
+    ("digits", include_str!("../presets/digits.toml")),
+    ("mnist", include_str!("../presets/mnist.toml")),
+    ("mnist-cpu", include_str!("../presets/mnist-cpu.toml")),
+    ("fashion-mnist", include_str!("../presets/fashion-mnist.toml")),
+    ("fashion-mnist-cpu", include_str!("../presets/fashion-mnist-cpu.toml")),
+    ("cifar10-cond", include_str!("../presets/cifar10-cond.toml")),
+    ("cifar10-cond-cpu", include_str!("../presets/cifar10-cond-cpu.toml")),
+    ("cifar10-uncond", include_str!("../presets/cifar10-uncond.toml")),
+    ("cifar10-uncond-cpu", include_str!("../presets/cifar10-uncond-cpu.toml")),
+    ("imagenet32-cond", include_str!("../presets/imagenet32-cond.toml")),
+    ("imagenet32-cond-cpu", include_str!("../presets/imagenet32-cond-cpu.toml")),
+    ("dsprites-size", include_str!("../presets/dsprites-size.toml")),
+    ("dsprites-position", include_str!("../presets/dsprites-position.toml")),
+    ("dsprites-shape", include_str!("../presets/dsprites-shape.toml")),
+    ("dsprites-rotation", include_str!("../presets/dsprites-rotation.toml")),
+];
 
 /// Names of every preset.
 pub fn names() -> Vec<String> {
@@ -42,6 +58,31 @@ mod tests {
             assert_eq!(cfg.name, n);
             let again = crate::config::RunConfig::from_toml(&cfg.to_toml(), "round trip").unwrap();
             assert_eq!(cfg, again);
+        }
+    }
+
+    /// Every CPU variant states its wall-clock budget; every full-size image preset says it is sized for a GPU.
+    #[test]
+    fn image_presets_state_their_budget() {
+        for (name, _) in super::IMAGE.iter().filter(|(n, _)| *n != "digits") {
+            let d = super::load(name).unwrap().description;
+            if name.ends_with("-cpu") {
+                assert!(d.contains("Budget: ") && d.contains("on 2 CPU cores"), "{name}: {d}");
+            } else {
+                assert!(d.contains("GPU-sized"), "{name}: {d}");
+            }
+        }
+    }
+
+    /// The dSprites presets parse, but the image trainer refuses their continuous conditions with the reason
+    /// (before touching any data).
+    #[test]
+    fn dsprites_presets_are_refused_with_the_reason() {
+        for (factor, dim) in [("size", 1), ("position", 2), ("shape", 3), ("rotation", 2)] {
+            let cfg = super::load(&format!("dsprites-{factor}")).unwrap();
+            assert_eq!(cfg.model.cond_dim(), dim);
+            let e = crate::image::load_data(&cfg).err().expect("refused").to_string();
+            assert!(e.contains(&format!("conditioned on {dim} continuous latents")), "{e}");
         }
     }
 

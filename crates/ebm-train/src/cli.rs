@@ -174,10 +174,19 @@ fn train(a: TrainArgs, device: &Device) -> anyhow::Result<()> {
         }
     };
     tracing::info!("run folder: {}", run.path.display());
+    let start = RunStart { run, resume, iterations: a.iterations, started };
     match &cfg.data {
-        DataConfig::Toy2d { .. } => train_toy(cfg, run, resume, a.iterations, started, device),
-        DataConfig::Images { .. } => train_images(cfg, run, resume, a.iterations, started, device),
+        DataConfig::Toy2d { .. } => train_toy(cfg, start, device),
+        DataConfig::Images { .. } => train_images(cfg, start, device),
     }
+}
+
+/// Where a run goes and how it begins: fresh, or from a checkpoint with an optional new iteration total.
+struct RunStart {
+    run: RunDir,
+    resume: Option<PathBuf>,
+    iterations: Option<u64>,
+    started: std::time::Instant,
 }
 
 /// Loads a checkpoint to resume, with the iteration total overridden when asked.
@@ -196,14 +205,8 @@ fn resume_state<E: ebm_replay::Stored>(
     Ok(st)
 }
 
-fn train_toy(
-    cfg: RunConfig,
-    mut run: RunDir,
-    resume: Option<PathBuf>,
-    iterations: Option<u64>,
-    started: std::time::Instant,
-    device: &Device,
-) -> anyhow::Result<()> {
+fn train_toy(cfg: RunConfig, start: RunStart, device: &Device) -> anyhow::Result<()> {
+    let RunStart { mut run, resume, iterations, started } = start;
     let mut st = match &resume {
         Some(ck) => resume_state::<f32>(ck, &run, iterations, device)?,
         None => crate::toy::init_state(&cfg, device)?,
@@ -218,14 +221,8 @@ fn train_toy(
     Ok(())
 }
 
-fn train_images(
-    cfg: RunConfig,
-    mut run: RunDir,
-    resume: Option<PathBuf>,
-    iterations: Option<u64>,
-    started: std::time::Instant,
-    device: &Device,
-) -> anyhow::Result<()> {
+fn train_images(cfg: RunConfig, start: RunStart, device: &Device) -> anyhow::Result<()> {
+    let RunStart { mut run, resume, iterations, started } = start;
     let data = crate::image::load_data(&cfg)?;
     let mut st = match &resume {
         Some(ck) => resume_state::<u8>(ck, &run, iterations, device)?,

@@ -5,6 +5,7 @@ pub mod cd;
 pub mod cli;
 pub mod compose;
 pub mod config;
+pub mod driver;
 pub mod figures;
 pub mod image;
 pub mod inspect;

@@ -3,7 +3,6 @@
 use crate::cd::{negatives, update, IterStats};
 use crate::config::{DataConfig, RunConfig};
 use crate::optim::Adam;
-use crate::progress::Progress;
 use crate::run_dir::RunDir;
 use crate::state::{base_lr, TrainState};
 use candle_core::{Device, Tensor};
@@ -141,36 +140,12 @@ pub fn energy_grid(model: &EnergyNet, lo: f32, hi: f32, res: usize, device: &Dev
 /// Trains (or continues) a toy run in `run`, with a progress bar, metrics, figures and checkpoints.
 pub fn train(st: &mut TrainState<f32>, run: &mut RunDir, device: &Device) -> anyhow::Result<()> {
     let toy = density(&st.cfg)?;
-    let total = st.cfg.train.iterations;
-    let mut progress = Progress::new(total, st.iter, &st.cfg.name);
-    let started = std::time::Instant::now();
-    while st.iter < total {
-        let t0 = std::time::Instant::now();
-        let s = iteration(st, toy, device)?;
-        anyhow::ensure!(
-            s.loss.is_finite(),
-            "training diverged at iteration {} (loss {}); lower train.adam.lr or sampler.step_size",
-            st.iter,
-            s.loss
-        );
-        let secs = t0.elapsed().as_secs_f64();
-        progress.tick(st.iter, &format!("E+ {:.3} E- {:.3} loss {:.4}", s.e_pos, s.e_neg, s.loss));
-        let tl = &st.cfg.train;
-        if st.iter % tl.log_every.max(1) == 0 || st.iter == total {
-            run.log(&serde_json::json!({
-                "iter": st.iter, "e_pos": s.e_pos, "e_neg": s.e_neg, "gap": s.e_pos - s.e_neg,
-                "loss": s.loss, "grad_norm": s.grad_norm, "sec_per_iter": secs,
-            }))?;
-        }
-        if tl.checkpoint_every > 0 && st.iter % tl.checkpoint_every == 0 && st.iter < total {
-            st.save(&run.file("checkpoint.safetensors"))?;
-        }
-        if tl.figure_every > 0 && st.iter % tl.figure_every == 0 && st.iter < total {
-            crate::figures::toy_figure(st, toy, &run.file("density.png"), None, device)?;
-        }
-    }
-    progress.finish(started.elapsed().as_secs_f64());
-    st.save(&run.file("checkpoint.safetensors"))?;
-    st.model.save(&run.file("model.safetensors"))?;
-    Ok(())
+    crate::driver::run(
+        st,
+        run,
+        device,
+        |st| iteration(st, toy, device),
+        |st, run| crate::figures::toy_figure(st, toy, &run.file("density.png"), None, device),
+        None,
+    )
 }

@@ -1,6 +1,9 @@
 //! The image loop on the embedded digits with a tiny network: exact resume, divergence rollback, bad labels.
 
+mod common;
+
 use candle_core::Device;
+use common::parameter_bits;
 use ebm_models::{DigitsNetConfig, ModelConfig};
 use ebm_train::config::RunConfig;
 use ebm_train::image::{self, ImageData};
@@ -18,19 +21,6 @@ fn tiny() -> (RunConfig, ImageData) {
     cfg.replay.capacity = 40; // full after 3 iterations: FIFO overwriting is exercised too
     let data = image::load_data(&cfg).unwrap();
     (cfg, data)
-}
-
-fn bits(st: &TrainState<u8>) -> Vec<(String, Vec<u32>)> {
-    st.model
-        .params()
-        .iter()
-        .map(|(k, s)| {
-            (
-                k.to_string(),
-                s.var.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|v| v.to_bits()).collect(),
-            )
-        })
-        .collect()
 }
 
 fn tmpdir(tag: &str) -> std::path::PathBuf {
@@ -59,7 +49,7 @@ fn resume_after_n_equals_an_uninterrupted_run_bit_for_bit() {
     for _ in 0..2 {
         image::iteration(&mut resumed, &data, &dev).unwrap();
     }
-    assert_eq!(bits(&straight), bits(&resumed), "parameters after 4 + 2 iterations differ from 6");
+    assert_eq!(parameter_bits(&straight), parameter_bits(&resumed), "parameters after 4 + 2 iterations differ from 6");
     assert_eq!(straight.rng.state(), resumed.rng.state());
     assert_eq!(straight.data_state, resumed.data_state);
     assert_eq!(straight.opt.steps(), resumed.opt.steps());

@@ -1,21 +1,11 @@
 //! A short toy run learns its density; a stopped and resumed run equals an uninterrupted one bit for bit.
 
+mod common;
+
 use candle_core::Device;
+use common::parameter_bits;
 use ebm_train::state::TrainState;
 use ebm_train::{presets, toy};
-
-fn params_of(st: &TrainState<f32>) -> Vec<(String, Vec<u32>)> {
-    st.model
-        .params()
-        .iter()
-        .map(|(k, s)| {
-            (
-                k.to_string(),
-                s.var.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|v| v.to_bits()).collect(),
-            )
-        })
-        .collect()
-}
 
 /// 400 iterations (a sixth of the preset) on 8 Gaussians. The MMD^2 (bandwidth 0.5, 500 fresh samples after 300
 /// steps) of the initial uniform noise to the data is 0.047; a model that learnt nothing stays near it. Bound: the
@@ -65,6 +55,6 @@ fn stop_and_resume_is_bit_identical() {
     for _ in 0..5 {
         toy::iteration(&mut resumed, density, &dev).unwrap();
     }
-    assert_eq!(params_of(&straight), params_of(&resumed));
+    assert_eq!(parameter_bits(&straight), parameter_bits(&resumed));
     assert_eq!(straight.rng.state(), resumed.rng.state());
 }

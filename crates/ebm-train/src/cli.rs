@@ -65,6 +65,9 @@ pub enum Command {
         #[arg(long)]
         labels: Option<PathBuf>,
     },
+    /// Evaluate a trained image model: classification, OOD detection, robustness, completion, sample quality,
+    /// FID/IS, likelihood (see `ebm-train eval --help`).
+    Eval(crate::eval_cmd::EvalArgs),
 }
 
 /// The default preset (what `cargo run -p ebm-train` trains).
@@ -144,6 +147,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Classify { model, input, labels }) => {
             crate::inspect::classify(&model, &input, labels.as_ref(), &device)
         }
+        Some(Command::Eval(a)) => crate::eval_cmd::run(a, &device),
     }
 }
 

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod compose;
 pub mod config;
 pub mod driver;
+pub mod eval_cmd;
 pub mod figures;
 pub mod image;
 pub mod inspect;

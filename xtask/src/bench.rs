@@ -262,8 +262,11 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let (cpu, cpus, simd, mhz) = machine();
     let load_start = loadavg();
     eprintln!("measuring the peak ...");
-    let peak = ebm_kernels::conv_peak::fma_peak_gflops(a.threads, 1.0);
-    let peak1 = ebm_kernels::conv_peak::fma_peak_gflops(1, 1.0);
+    // the arithmetic peak: threads x the best single-thread FMA throughput of a few short runs (under load the
+    // best run is the one that had a core to itself); and what all threads get right now
+    let core = (0..5).map(|_| ebm_kernels::conv_peak::fma_peak_gflops(1, 0.2)).fold(0f64, f64::max);
+    let peak = core * a.threads as f64;
+    let peak_now = ebm_kernels::conv_peak::fma_peak_gflops(a.threads, 0.5);
     let gemm = ebm_kernels::conv_peak::gemm_gflops(a.threads, 512, 5);
 
     let mut json = match &a.json {
@@ -326,10 +329,14 @@ pub fn run(a: BenchArgs) -> Result<()> {
          (RAYON_NUM_THREADS={}, CANDLE_NUM_THREADS={candle_threads}).",
         a.threads, a.threads
     );
+    let flop_per_cycle = if ebm_kernels::conv_gemm::simd_available() { 32.0 } else { 2.0 };
     println!(
-        "Measured f32 peak: {peak:.0} GFLOP/s on {} threads ({peak1:.0} on one: 8-wide FMA chains); our packed GEMM \
-         on 512^3 products, one per thread: {gemm:.0} GFLOP/s.",
-        a.threads
+        "f32 peak: {peak:.0} GFLOP/s = {} threads x {core:.0} GFLOP/s, the best single-thread rate of independent \
+         8-wide FMA chains ({flop_per_cycle} flop/cycle with two 256-bit FMA pipes: {:.2} GHz). All threads at once \
+         got {peak_now:.0} GFLOP/s at the start (other load); our packed GEMM on 512^3 products, one per thread: \
+         {gemm:.0} GFLOP/s.",
+        a.threads,
+        core / flop_per_cycle
     );
     println!(
         "Load average at start / end: {load_start} / {load_end}. Medians of {} runs ({} for candle's conv).",

@@ -117,6 +117,8 @@ pub fn normal4(key: [u32; 2], stream: u64, block: u64) -> [f32; 4] {
 
 /// Normals of blocks `first_block..first_block + N` of `stream`, lane-interleaved like [`normal4`]: written as
 /// separate loops over arrays so that the compiler vectorises the Philox rounds and the Box-Muller transform.
+// index loops over the lanes on purpose: they are what the vectoriser turns into SIMD rounds
+#[allow(clippy::needless_range_loop)]
 #[inline(always)]
 pub fn normal_blocks<const N: usize>(key: [u32; 2], stream: u64, first_block: u64, out: &mut [f32]) {
     let mut c = [[0u32; N]; 4];

@@ -40,6 +40,7 @@ pub fn negatives(
 
 /// The parameter update from positives and (already sampled) negatives; uses the normalised weights of the last
 /// refresh, with their gradient paths to the raw weights.
+#[allow(clippy::too_many_arguments)] // positives, negatives and the two loss coefficients, each named at the call
 pub fn update(
     model: &EnergyNet,
     opt: &mut Adam,

@@ -86,6 +86,66 @@ impl<E: Energy> Energy for Neg<E> {
     }
 }
 
+/// A bounded negation for "A AND NOT B": `E(x) = tau * softplus((margin - E_B(x)) / tau)`.
+///
+/// Where `E_B` is well below `margin` (B is confident) this is `margin - E_B(x)` up to `tau * ln 2`, so with weight
+/// `w` in a [`Sum`] it contributes `-w dE_B/dx` to the gradient, as [`Neg`] would, and pushes samples out of B's
+/// high-density region. Where `E_B` rises above `margin` it fades to 0 with its gradient (the factor is
+/// `sigmoid((margin - E_B)/tau)`), so the sampler gains nothing by making B's energy ever larger: it cannot run off to
+/// inputs that B merely finds absurd. The term is never negative, so `exp(-E_A - w * NotB) <= exp(-E_A)`: the
+/// composite is normalisable whenever the positive part is, whatever `w > 0`.
+#[derive(Clone)]
+pub struct BoundedNot {
+    pub energy: Arc<dyn Energy + Send + Sync>,
+    /// The energy of B above which B is no longer "confident" and the term stops acting.
+    pub margin: f64,
+    /// The width `tau > 0` of the soft transition (in energy units); as it goes to 0 the term becomes the hinge
+    /// `max(0, margin - E_B)`.
+    pub softness: f64,
+}
+
+impl BoundedNot {
+    /// Bounded negation of `energy` with the given margin and softness.
+    pub fn new(energy: Arc<dyn Energy + Send + Sync>, margin: f64, softness: f64) -> Self {
+        Self { energy, margin, softness }
+    }
+
+    /// `z = (margin - E_B) / tau`, checking the softness.
+    fn z(&self, e: &Tensor) -> Result<Tensor> {
+        if !(self.softness > 0.0 && self.softness.is_finite() && self.margin.is_finite()) {
+            candle_core::bail!(
+                "BoundedNot needs a finite margin and a positive softness, got margin {} and softness {}",
+                self.margin,
+                self.softness
+            );
+        }
+        (e.neg()? + self.margin)? / self.softness
+    }
+
+    /// `tau * softplus(z)`, computed without overflow as `tau * (max(z, 0) + ln(1 + exp(-|z|)))`.
+    fn value(&self, z: &Tensor) -> Result<Tensor> {
+        let sp = (z.relu()? + (z.abs()?.neg()?.exp()? + 1.0)?.log()?)?;
+        sp * self.softness
+    }
+}
+
+impl Energy for BoundedNot {
+    fn energy(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
+        let z = self.z(&self.energy.energy(x, cond)?)?;
+        self.value(&z)
+    }
+
+    fn energy_and_grad(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<(Tensor, Tensor)> {
+        let (e, g) = self.energy.energy_and_grad(x, cond)?;
+        let z = self.z(&e)?;
+        // d/dx tau softplus((m - E)/tau) = -sigmoid(z) dE/dx; 1 / (1 + exp(-z)) saturates cleanly at 0 and 1
+        let s = (z.neg()?.exp()? + 1.0)?.recip()?;
+        let bshape: Vec<usize> = std::iter::once(x.dims()[0]).chain(std::iter::repeat_n(1, x.rank() - 1)).collect();
+        let grad = g.broadcast_mul(&s.neg()?.reshape(bshape.as_slice())?.to_dtype(g.dtype())?)?;
+        Ok((self.value(&z)?, grad))
+    }
+}
+
 /// `E(x) = -log sum_i w_i exp(-E_i(x))`: the mixture with weights `w_i` of the parts' densities ("OR").
 /// Weights must be positive; they need not sum to one (that only shifts the energy).
 #[derive(Clone, Default)]

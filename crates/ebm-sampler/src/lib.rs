@@ -7,7 +7,8 @@
 //! - [`Langevin`] (unadjusted, with the IGEBM knobs: step size, noise, gradient clipping, clamping, temperature,
 //!   masks for inpainting, early stopping, trajectories and per-step diagnostics) and [`Mala`]
 //!   (Metropolis-adjusted, exact for the target, reporting its acceptance rate);
-//! - composition: [`Sum`] (product of experts), [`Neg`] and [`LogSumExp`] (mixture), each itself an [`Energy`].
+//! - composition: [`Sum`] (product of experts), [`Neg`], [`BoundedNot`] (negation that stays bounded below) and
+//!   [`LogSumExp`] (mixture), each itself an [`Energy`].
 //!
 //! Noise is drawn by a counter-based generator keyed by (seed, step, element), so a chain is reproducible from its
 //! seed whatever the number of threads.
@@ -32,7 +33,7 @@ mod compose;
 mod energy;
 mod sampler;
 
-pub use compose::{LogSumExp, Neg, Sum, Term};
+pub use compose::{BoundedNot, LogSumExp, Neg, Sum, Term};
 pub use ebm_kernels::{Clip, NoiseOrder};
 pub use energy::{autograd_energy_and_grad, check_energy_shape, Energy};
 pub use sampler::{Chain, EarlyStop, Langevin, Mala, Record, StepStats};

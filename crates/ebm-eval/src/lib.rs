@@ -13,6 +13,8 @@
 //! - [`classifier`]: a small pixel classifier the project trains itself, to judge conditional samples and give
 //!   features where no pretrained network can be had.
 //! - [`ais`]: annealed importance sampling for `log Z`, with the forward (lower) and reverse (upper) estimates.
+//! - [`probe`]: scale, position, shape and orientation of a sprite from the moments of its foreground (judges the
+//!   samples of models conditioned on dSprites-like factors).
 //! - [`mmd`]: maximum mean discrepancy for low-dimensional samples.
 //! - [`convert`]: resizing and channel conversion of image batches.
 
@@ -26,6 +28,7 @@ pub mod inception;
 pub mod linalg;
 pub mod mmd;
 pub mod ood;
+pub mod probe;
 pub mod robust;
 
 pub use classifier::{ClassifierConfig, ClassifierInfo, PixelClassifier};

@@ -189,7 +189,7 @@ impl Default for MnistNetConfig {
     }
 }
 
-/// The official `DspritesNet` (64x64x1) conditioned on continuous latents.
+/// The official `DspritesNet` (64x64x1, or another side with `image_size`) conditioned on continuous latents.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DspritesNetConfig {
@@ -201,11 +201,14 @@ pub struct DspritesNetConfig {
     /// Leaky-ReLU, or swish with `--swish_act` (the README runs).
     pub activation: Activation,
     pub spectral_norm: bool,
+    /// Side of the square input: 64 as dSprites (official); ours for smaller sprites (32 trains 4x faster on a
+    /// CPU). The four stride-2 convs leave `ceil(side / 16)` pixels a side before `fc_dense`.
+    pub image_size: usize,
 }
 
 impl Default for DspritesNetConfig {
     fn default() -> Self {
-        Self { filters: 64, cond_dim: 1, activation: Activation::LeakyRelu, spectral_norm: true }
+        Self { filters: 64, cond_dim: 1, activation: Activation::LeakyRelu, spectral_norm: true, image_size: 64 }
     }
 }
 
@@ -305,7 +308,7 @@ impl ModelConfig {
             ModelConfig::ResNet32Wider(c) => vec![c.channels, c.image_size, c.image_size],
             ModelConfig::ResNet128(c) => vec![c.channels, c.image_size, c.image_size],
             ModelConfig::MnistNet(_) | ModelConfig::CondMnistNet(_) => vec![1, 28, 28],
-            ModelConfig::DspritesNet(_) => vec![1, 64, 64],
+            ModelConfig::DspritesNet(c) => vec![1, c.image_size, c.image_size],
             ModelConfig::DigitsNet(_) => vec![1, 8, 8],
         }
     }

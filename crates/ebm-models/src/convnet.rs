@@ -68,8 +68,11 @@ impl ConvNetPlan {
     /// ```
     /// The input bias is `x + latents @ gb` per example (gb `[L, cin]`, or `[cin]` scaled by the scalar latent when
     /// L = 1, or added as is when unconditional); the gain `(latents @ g + cb)`.
+    ///
+    /// With `image_size` other than 64 only the size of `fc_dense`'s input changes: `2F · ceil(side / 16)²`.
     pub fn dsprites(c: &crate::config::DspritesNetConfig) -> Self {
         let (f, sn, act, l) = (c.filters, c.spectral_norm, c.activation, c.cond_dim);
+        let last = c.image_size.div_ceil(16);
         let cond = |c: ConvLayer| ConvLayer { in_bias: true, cond_dim: l, ..c };
         let convs = vec![
             ConvLayer::plain("c1_pre", 3, 1, 32, 1, sn).with_act(act),
@@ -80,7 +83,7 @@ impl ConvNetPlan {
         ];
         Self {
             convs,
-            fc_dense: DenseLayer::new("fc_dense", 2 * 4 * 4 * f, 2 * f, sn),
+            fc_dense: DenseLayer::new("fc_dense", 2 * last * last * f, 2 * f, sn),
             fc_act: act,
             fc5: DenseLayer::new("fc5", 2 * f, 1, false),
             official_classes: vec![1, l.max(1), l.max(1), l.max(1), l.max(1)],

@@ -43,6 +43,11 @@ fn validate(config: &ModelConfig) -> Result<()> {
     if filters == 0 {
         candle_core::bail!("{arch} config: `filters` must be positive");
     }
+    if let ModelConfig::DspritesNet(c) = config {
+        if c.image_size < 16 {
+            candle_core::bail!("{arch} config: `image_size` {} is too small (at least 16)", c.image_size);
+        }
+    }
     let shape = config.input_shape();
     if shape.contains(&0) {
         candle_core::bail!("{arch} config: the input shape {shape:?} has an empty dimension");

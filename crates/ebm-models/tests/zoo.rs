@@ -86,6 +86,7 @@ fn tiny_configs() -> Vec<ModelConfig> {
         ModelConfig::DspritesNet(DspritesNetConfig { filters: 2, cond_dim: 1, ..Default::default() }),
         ModelConfig::DspritesNet(DspritesNetConfig { filters: 2, cond_dim: 3, ..Default::default() }),
         ModelConfig::DspritesNet(DspritesNetConfig { filters: 2, cond_dim: 0, ..Default::default() }),
+        ModelConfig::DspritesNet(DspritesNetConfig { filters: 2, cond_dim: 2, image_size: 32, ..Default::default() }),
         ModelConfig::DigitsNet(DigitsNetConfig { filters: 4, attention: true, ..Default::default() }),
         ModelConfig::CondMnistNet(CondMnistNetConfig { filters: 2, ..Default::default() }),
     ]

@@ -27,7 +27,7 @@ pub enum Command {
         #[arg(long)]
         show: Option<String>,
     },
-    /// Sample from the sum of several models' energies (product of experts) and draw the result.
+    /// Sample from a composition of several models' energies (AND, OR, NOT; 2D or image models) and draw the result.
     Compose(ComposeArgs),
     /// Draw fresh samples from a trained image model (a run folder or a model .safetensors file).
     Sample {
@@ -98,26 +98,7 @@ pub struct TrainArgs {
     pub seed: Option<u64>,
 }
 
-#[derive(Debug, Args)]
-pub struct ComposeArgs {
-    /// Run folders (or model .safetensors files) to compose, each optionally followed by `:weight`.
-    #[arg(long = "model", required = true, num_args = 1)]
-    pub models: Vec<String>,
-    /// Number of samples.
-    #[arg(long, default_value_t = 2000)]
-    pub samples: usize,
-    /// Langevin steps from uniform noise.
-    #[arg(long, default_value_t = 500)]
-    pub steps: usize,
-    /// Sample exp(-E/T): below 1 concentrates the samples on the composition's high-density region.
-    #[arg(long, default_value_t = 1.0)]
-    pub temperature: f32,
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Output folder for compose.png and compose.json.
-    #[arg(long, default_value = "runs/compose")]
-    pub out: PathBuf,
-}
+pub use crate::compose::ComposeArgs;
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {

@@ -55,7 +55,7 @@ fn missing_malformed_and_foreign_checkpoints() {
         assert!(!ok);
         assert!(err.contains(want) && err.contains(path.file_name().unwrap().to_str().unwrap()), "{err}");
     }
-    // a valid checkpoint of an image model where 2D models are expected
+    // a valid checkpoint of a class-conditional image model given without the label it needs
     let image = d.join("digits.safetensors");
     let cfg = ebm_models::ModelConfig::DigitsNet(ebm_models::DigitsNetConfig { filters: 2, ..Default::default() });
     let net = ebm_models::EnergyNet::new(cfg, &mut ebm_kernels::Rng::new(0), &candle_core::Device::Cpu).unwrap();

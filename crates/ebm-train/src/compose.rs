@@ -327,6 +327,18 @@ pub fn compose(a: &ComposeArgs, device: &Device) -> anyhow::Result<()> {
         let cond = condition_tensor(&s, &model, n, device)?;
         parts.push(ImagePart { spec: s, model: Arc::new(model), cfg, cond });
     }
+    let first_sampler = parts.iter().find_map(|p| p.cfg.as_ref().map(|c| (&p.spec.path, &c.sampler)));
+    if let Some((path, sc)) = first_sampler {
+        for p in &parts {
+            if p.cfg.as_ref().is_some_and(|c| c.sampler.langevin(1) != sc.langevin(1)) {
+                eprintln!(
+                    "note: {} was trained with other sampler settings; the composition uses those of {}",
+                    p.spec.path.display(),
+                    path.display()
+                );
+            }
+        }
+    }
     let steps = a.steps.unwrap_or_else(|| parts.iter().find_map(|p| p.cfg.as_ref()).map_or(60, |c| c.eval.steps));
     let opts = ImageCompose {
         op: a.op,

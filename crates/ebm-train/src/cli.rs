@@ -68,6 +68,9 @@ pub enum Command {
     /// Evaluate a trained image model: classification, OOD detection, robustness, completion, sample quality,
     /// FID/IS, likelihood (see `ebm-train eval --help`).
     Eval(crate::eval_cmd::EvalArgs),
+    /// The compositionality experiment: train a size model and a position model on generated sprites (or take
+    /// their run folders), sum their energies for (scale, position) pairs neither saw, and measure with the probe.
+    ComposeShapes(crate::shapes_exp::ComposeShapesArgs),
 }
 
 /// The default preset (what `cargo run -p ebm-train` trains).
@@ -129,6 +132,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             crate::inspect::classify(&model, &input, labels.as_ref(), &device)
         }
         Some(Command::Eval(a)) => crate::eval_cmd::run(a, &device),
+        Some(Command::ComposeShapes(a)) => crate::shapes_exp::run(&a, &device),
     }
 }
 
@@ -214,6 +218,9 @@ fn train_images(cfg: RunConfig, start: RunStart, device: &Device) -> anyhow::Res
         None => crate::image::init_state(&cfg, &data, device)?,
     };
     crate::image::train(&mut st, &data, &mut run, device, None)?;
+    if st.cfg.model.cond_dim() > 0 && !st.cfg.model.is_class_conditional() {
+        return crate::factors::report(&mut st, &data, &run, started, device);
+    }
     tracing::info!("evaluating: held-out classification and {} fresh samples per class", st.cfg.eval.per_class);
     let (ev, samples) = crate::image::evaluate(&mut st.model, &st.cfg, &data, device)?;
     let per = st.cfg.eval.per_class;

@@ -42,6 +42,10 @@ pub enum DataConfig {
         /// Dequantise pixels with uniform noise, `(p + u) / levels` (the official training input).
         #[serde(default = "yes")]
         dequantize: bool,
+        /// The generator's settings for the `shapes-*` sources (default: the slice where the source's factor
+        /// varies, [`ebm_data::shapes::ShapesConfig::size_varies`] and so on); refused for other sources.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        shapes: Option<ebm_data::shapes::ShapesConfig>,
     },
 }
 
@@ -69,6 +73,12 @@ pub enum ImageSource {
     DspritesPosition,
     DspritesShape,
     DspritesRotation,
+    /// Sprites of [`ebm_data::shapes`] (generated, no files) conditioned on the same four factors as dSprites;
+    /// `data.shapes` chooses the slice of factor space.
+    ShapesSize,
+    ShapesPosition,
+    ShapesShape,
+    ShapesRotation,
 }
 
 impl ImageSource {
@@ -87,7 +97,34 @@ impl ImageSource {
             ImageSource::DspritesPosition => "dsprites-position",
             ImageSource::DspritesShape => "dsprites-shape",
             ImageSource::DspritesRotation => "dsprites-rotation",
+            ImageSource::ShapesSize => "shapes-size",
+            ImageSource::ShapesPosition => "shapes-position",
+            ImageSource::ShapesShape => "shapes-shape",
+            ImageSource::ShapesRotation => "shapes-rotation",
         }
+    }
+
+    /// The factor a model trained on this source is conditioned on (dSprites and generated shapes), if any.
+    pub fn factor(self) -> Option<ebm_data::dsprites::Factor> {
+        use ebm_data::dsprites::Factor;
+        Some(match self {
+            ImageSource::DspritesSize | ImageSource::ShapesSize => Factor::Size,
+            ImageSource::DspritesPosition | ImageSource::ShapesPosition => Factor::Position,
+            ImageSource::DspritesShape | ImageSource::ShapesShape => Factor::Shape,
+            ImageSource::DspritesRotation | ImageSource::ShapesRotation => Factor::Rotation,
+            _ => return None,
+        })
+    }
+
+    /// Whether the images are generated ([`ebm_data::shapes`]) rather than read from files.
+    pub fn is_generated(self) -> bool {
+        matches!(
+            self,
+            ImageSource::ShapesSize
+                | ImageSource::ShapesPosition
+                | ImageSource::ShapesShape
+                | ImageSource::ShapesRotation
+        )
     }
 
     /// The dataset as `cargo xtask fetch-data` and `ebm_data::sources` name it (the four dSprites sources share
@@ -98,6 +135,10 @@ impl ImageSource {
             | ImageSource::DspritesPosition
             | ImageSource::DspritesShape
             | ImageSource::DspritesRotation => "dsprites",
+            ImageSource::ShapesSize
+            | ImageSource::ShapesPosition
+            | ImageSource::ShapesShape
+            | ImageSource::ShapesRotation => "shapes",
             other => other.name(),
         }
     }
@@ -319,8 +360,13 @@ impl RunConfig {
                 name.parse::<ebm_data::Toy2d>().map_err(|e| anyhow::anyhow!("data.name: {e}"))?;
                 anyhow::ensure!(self.model.input_shape() == [2], "a toy2d run needs a model with 2 inputs");
             }
-            DataConfig::Images { .. } => {
+            DataConfig::Images { source, shapes, .. } => {
                 anyhow::ensure!(self.model.input_shape().len() == 3, "an image run needs an image model");
+                anyhow::ensure!(
+                    shapes.is_none() || source.is_generated(),
+                    "data.shapes configures the generated `shapes-*` sources, not `{}`",
+                    source.name()
+                );
             }
         }
         Ok(())

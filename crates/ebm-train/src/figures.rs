@@ -114,7 +114,8 @@ pub fn image_grid_png(x: &Tensor, labels: Option<&[u32]>, cols: usize, path: &Pa
     Ok(())
 }
 
-/// Up to 10 replay-buffer samples per stored label, one row per class (or a plain grid when unconditional).
+/// Up to 10 replay-buffer samples per stored label, one row per class (or a plain grid of the latest 100 when
+/// unconditional or conditioned on continuous factors).
 pub fn replay_grid<E: ebm_replay::Stored>(st: &TrainState<E>, path: &Path, device: &Device) -> anyhow::Result<()> {
     let n = st.replay.len();
     if n == 0 {
@@ -124,7 +125,7 @@ pub fn replay_grid<E: ebm_replay::Stored>(st: &TrainState<E>, path: &Path, devic
     let all: Vec<usize> = (n.saturating_sub(2000)..n).collect();
     let (x, c) = st.replay.get(&all, &mut Rng::new(0), device)?;
     match c {
-        Some(c) if classes > 0 => {
+        Some(c) if classes > 0 && st.cfg.model.is_class_conditional() => {
             let lab = c.argmax(1)?.to_vec1::<u32>()?;
             let mut pick = Vec::new();
             let mut labels = Vec::new();

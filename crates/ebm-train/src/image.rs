@@ -9,6 +9,7 @@ use crate::run_dir::RunDir;
 use crate::state::{base_lr, TrainState};
 use anyhow::Context;
 use candle_core::{DType, Device, Tensor};
+use ebm_data::shapes::ShapesConfig;
 use ebm_data::{Batches, ImageSet, Split};
 use ebm_eval::{ClassifierConfig, PixelClassifier};
 use ebm_kernels::Rng;
@@ -28,22 +29,62 @@ pub fn default_dir(source: ImageSource) -> PathBuf {
     PathBuf::from("data/cache").join(source.dataset())
 }
 
+/// The generator settings of a `shapes-*` source: the config's, or the slice where the source's factor varies.
+pub fn shapes_config(source: ImageSource, given: Option<&ShapesConfig>) -> Option<ShapesConfig> {
+    use ebm_data::dsprites::Factor;
+    if !source.is_generated() {
+        return None;
+    }
+    Some(given.cloned().unwrap_or_else(|| match source.factor() {
+        Some(Factor::Size) => ShapesConfig::size_varies(),
+        Some(Factor::Position) => ShapesConfig::position_varies(),
+        Some(Factor::Shape) => ShapesConfig::shape_varies(),
+        _ => ShapesConfig::rotation_varies(),
+    }))
+}
+
 /// Loads the image set a config names, with a hint on how to get it when it is missing.
+///
+/// A model conditioned on continuous latents (DspritesNet) needs a source with factors (`dsprites-*`,
+/// `shapes-*`) whose condition vector has the model's length; a class-conditional one takes the labels.
 pub fn load_data(cfg: &RunConfig) -> anyhow::Result<ImageData> {
-    let DataConfig::Images { source, dir, .. } = &cfg.data else { anyhow::bail!("not an image run") };
+    let DataConfig::Images { source, dir, shapes, .. } = &cfg.data else { anyhow::bail!("not an image run") };
     let dir = dir.clone().unwrap_or_else(|| default_dir(*source));
     let hint = || format!("(get it with `cargo xtask fetch-data {}`, or set data.dir)", source.dataset());
-    // The trainer conditions on one-hot labels; continuous latents (dSprites) would be silently one-hot encoded.
-    anyhow::ensure!(
-        cfg.model.cond_dim() == 0 || cfg.model.is_class_conditional(),
-        "the model `{}` is conditioned on {} continuous latents, which the image trainer cannot train yet (it \
-         conditions on one-hot class labels only; the data loads with ebm_data::dsprites and its conditions come from \
-         ebm_data::dsprites::Factor)",
-        cfg.model.arch_name(),
-        cfg.model.cond_dim()
-    );
+    let continuous = cfg.model.cond_dim() > 0 && !cfg.model.is_class_conditional();
+    if continuous {
+        let factor = source.factor().ok_or_else(|| {
+            anyhow::anyhow!(
+                "the model `{}` is conditioned on {} continuous latents, but `{}` has no factors to condition on \
+                 (use a dsprites-* or shapes-* source)",
+                cfg.model.arch_name(),
+                cfg.model.cond_dim(),
+                source.name()
+            )
+        })?;
+        anyhow::ensure!(
+            factor.cond_dim() == cfg.model.cond_dim(),
+            "the model `{}` takes {} continuous latents but `{}` conditions on the {} ({} values)",
+            cfg.model.arch_name(),
+            cfg.model.cond_dim(),
+            source.name(),
+            factor.name(),
+            factor.cond_dim()
+        );
+    }
     let (train, test) = match source {
         ImageSource::Digits => ebm_data::digits::train_test(),
+        s if s.is_generated() => {
+            let sc = shapes_config(*s, shapes.as_ref()).expect("a generated source");
+            sc.generate(s.name())?
+        }
+        s if s.dataset() == "dsprites" => {
+            // dSprites has no test split: evaluation conditions come from every 500th training image
+            let train = ebm_data::sources::load(s.dataset(), &dir, Split::Train).with_context(hint)?;
+            let every: Vec<usize> = (0..train.len()).step_by(500).collect();
+            let test = train.subset(&every)?.with_name("dsprites-every-500th");
+            (train, test)
+        }
         other => (
             ebm_data::sources::load(other.dataset(), &dir, Split::Train).with_context(hint)?,
             ebm_data::sources::load(other.dataset(), &dir, Split::Test).with_context(hint)?,
@@ -60,12 +101,27 @@ pub fn load_data(cfg: &RunConfig) -> anyhow::Result<ImageData> {
     );
     let classes = cfg.model.cond_dim();
     anyhow::ensure!(
-        classes == 0 || classes == train.num_classes(),
+        continuous || classes == 0 || classes == train.num_classes(),
         "the model is conditioned on {classes} classes but `{}` has {}",
         source.name(),
         train.num_classes()
     );
     Ok(ImageData { train, test })
+}
+
+/// The condition vectors `[B, cond_dim]` of the training images at `idx`: one-hot labels for a class-conditional
+/// model, the source's factor (`ebm_data::dsprites::Factor`) for a continuous one, `None` for an unconditional one.
+pub fn conditions(cfg: &RunConfig, set: &ImageSet, labels: &Tensor, idx: &[usize]) -> anyhow::Result<Option<Tensor>> {
+    let d = cfg.model.cond_dim();
+    if d == 0 {
+        return Ok(None);
+    }
+    if cfg.model.is_class_conditional() {
+        return Ok(Some(one_hot(labels, d)?));
+    }
+    let DataConfig::Images { source, .. } = &cfg.data else { anyhow::bail!("not an image run") };
+    let factor = source.factor().ok_or_else(|| anyhow::anyhow!("`{}` has no factors", source.name()))?;
+    Ok(Some(factor.batch(set, idx)?))
 }
 
 /// A fresh state for `cfg`.
@@ -95,11 +151,12 @@ fn uniform_images(n: usize, shape: &[usize], rng: &mut Rng, device: &Device) -> 
     Tensor::from_vec(rng.uniform_vec(n * per, 0.0, 1.0), dims, device)
 }
 
-/// One iteration: a data batch, chain starts (95% replay under their stored labels, 5% noise under the batch's
-/// labels), negatives, the update, and the negatives into the buffer.
+/// One iteration: a data batch, chain starts (95% replay under their stored conditions, 5% noise under the batch's
+/// conditions), negatives, the update, and the negatives into the buffer. Conditions are one-hot labels or
+/// continuous factors ([`conditions`]); the buffer stores either as float vectors.
 pub fn iteration(st: &mut TrainState<u8>, data: &ImageData, device: &Device) -> anyhow::Result<IterStats> {
     let cfg = &st.cfg;
-    let (b, shape, classes) = (cfg.train.batch_size, cfg.model.input_shape(), cfg.model.cond_dim());
+    let (b, shape) = (cfg.train.batch_size, cfg.model.input_shape());
     let DataConfig::Images { dequantize, .. } = cfg.data else { anyhow::bail!("not an image run") };
     let mut batches =
         Batches::from_state(data.train.len(), b, true, st.data_state.expect("image runs keep a data state"))?;
@@ -107,7 +164,7 @@ pub fn iteration(st: &mut TrainState<u8>, data: &ImageData, device: &Device) -> 
     st.data_state = Some(batches.state());
     let (x_pos, y_pos) = data.train.batch(&idx, if dequantize { Some(&mut st.rng) } else { None })?;
     let x_pos = x_pos.to_device(device)?;
-    let cond_pos = if classes > 0 { Some(one_hot(&y_pos, classes)?.to_device(device)?) } else { None };
+    let cond_pos = conditions(cfg, &data.train, &y_pos, &idx)?.map(|c| c.to_device(device)).transpose()?;
     let noise = uniform_images(b, &shape, &mut st.rng, device)?;
     let (x0, cond_neg) = if st.replay.len() >= b {
         let ridx = st.replay.sample_indices(b, &mut st.rng);

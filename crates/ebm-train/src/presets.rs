@@ -6,7 +6,7 @@ use ebm_data::Toy2d;
 const TOY: &str = include_str!("../presets/toy.toml");
 
 /// The image presets, by name.
-const IMAGE: [(&str, &str); 15] = [
+const IMAGE: [(&str, &str); 17] = [
     ("digits", include_str!("../presets/digits.toml")),
     ("mnist", include_str!("../presets/mnist.toml")),
     ("mnist-cpu", include_str!("../presets/mnist-cpu.toml")),
@@ -22,6 +22,8 @@ const IMAGE: [(&str, &str); 15] = [
     ("dsprites-position", include_str!("../presets/dsprites-position.toml")),
     ("dsprites-shape", include_str!("../presets/dsprites-shape.toml")),
     ("dsprites-rotation", include_str!("../presets/dsprites-rotation.toml")),
+    ("shapes-size-cpu", include_str!("../presets/shapes-size-cpu.toml")),
+    ("shapes-position-cpu", include_str!("../presets/shapes-position-cpu.toml")),
 ];
 
 /// Names of every preset.
@@ -74,15 +76,19 @@ mod tests {
         }
     }
 
-    /// The dSprites presets parse, but the image trainer refuses their continuous conditions with the reason
-    /// (before touching any data).
+    /// The dSprites presets are trainable: their model takes their factor's condition vector, and without the data
+    /// the trainer says how to get it.
     #[test]
-    fn dsprites_presets_are_refused_with_the_reason() {
+    fn dsprites_presets_condition_on_their_factor() {
         for (factor, dim) in [("size", 1), ("position", 2), ("shape", 3), ("rotation", 2)] {
             let cfg = super::load(&format!("dsprites-{factor}")).unwrap();
             assert_eq!(cfg.model.cond_dim(), dim);
-            let e = crate::image::load_data(&cfg).err().expect("refused").to_string();
-            assert!(e.contains(&format!("conditioned on {dim} continuous latents")), "{e}");
+            let crate::config::DataConfig::Images { source, .. } = &cfg.data else { panic!("an image preset") };
+            assert_eq!(source.factor().map(|f| (f.name(), f.cond_dim())), Some((factor, dim)));
+            if !std::path::Path::new("data/cache/dsprites").exists() {
+                let e = crate::image::load_data(&cfg).err().expect("no data").to_string();
+                assert!(e.contains("fetch-data dsprites"), "{e}");
+            }
         }
     }
 

@@ -204,11 +204,22 @@ pub struct DspritesNetConfig {
     /// Side of the square input: 64 as dSprites (official); ours for smaller sprites (32 trains 4x faster on a
     /// CPU). The four stride-2 convs leave `ceil(side / 16)` pixels a side before `fc_dense`.
     pub image_size: usize,
+    /// Ours, not the paper's: average the last conv's features over space before `fc_dense` (which then takes
+    /// `2F` inputs) instead of flattening them. The energy then barely depends on where a pattern is, so a model
+    /// trained on sprites at one position judges their size anywhere (the compositionality experiment's size model).
+    pub global_pool: bool,
 }
 
 impl Default for DspritesNetConfig {
     fn default() -> Self {
-        Self { filters: 64, cond_dim: 1, activation: Activation::LeakyRelu, spectral_norm: true, image_size: 64 }
+        Self {
+            filters: 64,
+            cond_dim: 1,
+            activation: Activation::LeakyRelu,
+            spectral_norm: true,
+            image_size: 64,
+            global_pool: false,
+        }
     }
 }
 

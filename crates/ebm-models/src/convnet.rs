@@ -20,6 +20,8 @@ pub struct ConvNetPlan {
     pub fc5: DenseLayer,
     /// The official `classes` argument of each conv scope (for the variable count).
     pub official_classes: Vec<usize>,
+    /// Average the last features over space instead of flattening them (ours; `DspritesNetConfig::global_pool`).
+    pub global_pool: bool,
 }
 
 impl ConvNetPlan {
@@ -54,6 +56,7 @@ impl ConvNetPlan {
             fc_act: act,
             fc5: DenseLayer::new("fc5", 2 * f, 1, false),
             official_classes: vec![1; 4],
+            global_pool: false,
         }
     }
 
@@ -69,10 +72,11 @@ impl ConvNetPlan {
     /// The input bias is `x + latents @ gb` per example (gb `[L, cin]`, or `[cin]` scaled by the scalar latent when
     /// L = 1, or added as is when unconditional); the gain `(latents @ g + cb)`.
     ///
-    /// With `image_size` other than 64 only the size of `fc_dense`'s input changes: `2F · ceil(side / 16)²`.
+    /// With `image_size` other than 64 only the size of `fc_dense`'s input changes: `2F · ceil(side / 16)²`; with
+    /// `global_pool` it is `2F` (the mean over space).
     pub fn dsprites(c: &crate::config::DspritesNetConfig) -> Self {
         let (f, sn, act, l) = (c.filters, c.spectral_norm, c.activation, c.cond_dim);
-        let last = c.image_size.div_ceil(16);
+        let last = if c.global_pool { 1 } else { c.image_size.div_ceil(16) };
         let cond = |c: ConvLayer| ConvLayer { in_bias: true, cond_dim: l, ..c };
         let convs = vec![
             ConvLayer::plain("c1_pre", 3, 1, 32, 1, sn).with_act(act),
@@ -87,6 +91,7 @@ impl ConvNetPlan {
             fc_act: act,
             fc5: DenseLayer::new("fc5", 2 * f, 1, false),
             official_classes: vec![1, l.max(1), l.max(1), l.max(1), l.max(1)],
+            global_pool: c.global_pool,
         }
     }
 
@@ -126,7 +131,7 @@ impl Architecture for ConvNet {
         for c in &p.convs {
             h = c.forward(w, &h, cond)?;
         }
-        let h = ops::flatten(&h)?;
+        let h = if p.global_pool { h.mean((2, 3))? } else { ops::flatten(&h)? };
         let h = activate(&p.fc_dense.forward(w, &h)?, p.fc_act)?;
         p.fc5.forward(w, &h)?.squeeze(1)
     }

@@ -87,6 +87,13 @@ fn tiny_configs() -> Vec<ModelConfig> {
         ModelConfig::DspritesNet(DspritesNetConfig { filters: 2, cond_dim: 3, ..Default::default() }),
         ModelConfig::DspritesNet(DspritesNetConfig { filters: 2, cond_dim: 0, ..Default::default() }),
         ModelConfig::DspritesNet(DspritesNetConfig { filters: 2, cond_dim: 2, image_size: 32, ..Default::default() }),
+        ModelConfig::DspritesNet(DspritesNetConfig {
+            filters: 2,
+            cond_dim: 1,
+            image_size: 32,
+            global_pool: true,
+            ..Default::default()
+        }),
         ModelConfig::DigitsNet(DigitsNetConfig { filters: 4, attention: true, ..Default::default() }),
         ModelConfig::CondMnistNet(CondMnistNetConfig { filters: 2, ..Default::default() }),
     ]

@@ -76,6 +76,26 @@ pub fn truncate_metrics(path: &Path, upto: u64) -> anyhow::Result<()> {
     if !out.is_empty() {
         out.push('\n');
     }
-    ebm_io::write_atomic(&mp, out.as_bytes())?;
+    // rewritten in place, not by rename: a `RunDir` opened on this folder before the call (as `train --resume`
+    // does) appends through a handle to this very file, which a rename would leave pointing at a deleted one
+    std::fs::write(&mp, out.as_bytes()).with_context(|| format!("cannot rewrite {}", mp.display()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// Resuming opens the folder, then truncates its metrics: later lines must land in the file on disk.
+    #[test]
+    fn metrics_logged_after_a_truncation_reach_the_file() {
+        let d = std::env::temp_dir().join(format!("ebm-rundir-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("metrics.jsonl"), "{\"iter\":1}\n{\"iter\":2}\n{\"iter\":3}\n").unwrap();
+        let mut run = super::RunDir::open(d.clone(), true).unwrap();
+        super::truncate_metrics(&d, 2).unwrap();
+        run.log(&serde_json::json!({"iter": 3, "again": true})).unwrap();
+        let text = std::fs::read_to_string(d.join("metrics.jsonl")).unwrap();
+        assert_eq!(text, "{\"iter\":1}\n{\"iter\":2}\n{\"again\":true,\"iter\":3}\n");
+        let _ = std::fs::remove_dir_all(&d);
+    }
 }

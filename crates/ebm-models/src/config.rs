@@ -208,6 +208,9 @@ pub struct DspritesNetConfig {
     /// `2F` inputs) instead of flattening them. The energy then barely depends on where a pattern is, so a model
     /// trained on sprites at one position judges their size anywhere (the compositionality experiment's size model).
     pub global_pool: bool,
+    /// Ours: how many of the four stride-2 convs `c1..c4` to keep (default 4, the official network). Fewer keeps
+    /// the features finer (with `global_pool`: an energy averaged over patches of about 12 pixels after two).
+    pub depth: usize,
 }
 
 impl Default for DspritesNetConfig {
@@ -219,6 +222,7 @@ impl Default for DspritesNetConfig {
             spectral_norm: true,
             image_size: 64,
             global_pool: false,
+            depth: 4,
         }
     }
 }

@@ -73,24 +73,29 @@ impl ConvNetPlan {
     /// L = 1, or added as is when unconditional); the gain `(latents @ g + cb)`.
     ///
     /// With `image_size` other than 64 only the size of `fc_dense`'s input changes: `2F · ceil(side / 16)²`; with
-    /// `global_pool` it is `2F` (the mean over space).
+    /// `global_pool` it is `2F` (the mean over space). `depth` < 4 (ours) drops the last strided convs.
     pub fn dsprites(c: &crate::config::DspritesNetConfig) -> Self {
         let (f, sn, act, l) = (c.filters, c.spectral_norm, c.activation, c.cond_dim);
-        let last = if c.global_pool { 1 } else { c.image_size.div_ceil(16) };
         let cond = |c: ConvLayer| ConvLayer { in_bias: true, cond_dim: l, ..c };
-        let convs = vec![
+        let depth = c.depth.clamp(1, 4);
+        let last = if c.global_pool { 1 } else { c.image_size.div_ceil(1 << depth) };
+        let mut convs = vec![
             ConvLayer::plain("c1_pre", 3, 1, 32, 1, sn).with_act(act),
             cond(ConvLayer::plain("c1", 4, 32, f, 2, sn).with_act(act)),
             cond(ConvLayer::plain("c2", 4, f, 2 * f, 2, sn).with_act(act)),
             ConvLayer { gain: true, ..cond(ConvLayer::plain("c3", 4, 2 * f, 2 * f, 2, sn).with_act(act)) },
             cond(ConvLayer::plain("c4", 4, 2 * f, 2 * f, 2, sn).with_act(act)),
         ];
+        convs.truncate(1 + depth);
+        let width = if depth == 1 { f } else { 2 * f };
+        let mut official_classes = vec![1, l.max(1), l.max(1), l.max(1), l.max(1)];
+        official_classes.truncate(1 + depth);
         Self {
             convs,
-            fc_dense: DenseLayer::new("fc_dense", 2 * last * last * f, 2 * f, sn),
+            fc_dense: DenseLayer::new("fc_dense", width * last * last, 2 * f, sn),
             fc_act: act,
             fc5: DenseLayer::new("fc5", 2 * f, 1, false),
-            official_classes: vec![1, l.max(1), l.max(1), l.max(1), l.max(1)],
+            official_classes,
             global_pool: c.global_pool,
         }
     }

@@ -94,6 +94,14 @@ fn tiny_configs() -> Vec<ModelConfig> {
             global_pool: true,
             ..Default::default()
         }),
+        ModelConfig::DspritesNet(DspritesNetConfig {
+            filters: 2,
+            cond_dim: 2,
+            image_size: 32,
+            global_pool: true,
+            depth: 2,
+            ..Default::default()
+        }),
         ModelConfig::DigitsNet(DigitsNetConfig { filters: 4, attention: true, ..Default::default() }),
         ModelConfig::CondMnistNet(CondMnistNetConfig { filters: 2, ..Default::default() }),
     ]

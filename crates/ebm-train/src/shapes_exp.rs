@@ -4,7 +4,10 @@
 //! of scale 0.75 anywhere, `shapes-position-cpu`) are trained separately (or taken from existing run folders), then
 //! sampled for a grid of requested (scale, position) pairs three ways with the same Langevin sampler and noise:
 //! the sum of both energies, each under its own condition (`ebm_sampler::Sum` of `Term::with_cond`), and each model
-//! alone under its own condition. The factor probe measures every sample; a sample is right when its scale and
+//! alone under its own condition. Options replace the sum by the size model as a classifier
+//! ([`Composition::Bayes`]), let the size model look at the image recentred on the requested position
+//! ([`SizeFrame::Requested`]) and start the composed chains from the position model's samples (`--init-steps`).
+//! The factor probe measures every sample; a sample is right when its scale and
 //! both coordinates of its position are within 0.1 of the request ([`crate::factors::tolerance`]).
 //!
 //! A pair is *held out* when neither training set holds it: scale not 0.75 (the position model's) and position not
@@ -23,7 +26,7 @@ use ebm_data::shapes::Shape;
 use ebm_eval::probe;
 use ebm_kernels::Rng;
 use ebm_models::{EnergyNet, ModelConfig};
-use ebm_sampler::{Energy, Langevin, Sum, Term};
+use ebm_sampler::{Energy, Langevin, LogSumExp, Neg, Sum, Term};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -50,13 +53,53 @@ pub struct ComposeShapesArgs {
     /// Langevin steps from uniform noise (the runs' sampler settings otherwise).
     #[arg(long, default_value_t = 60)]
     pub steps: usize,
-    /// Weight of the size model's energy in the sum (the position model's is 1).
+    /// Weight of the size model's energy in the sum (the position model's is 1); in `bayes` composition, the
+    /// weight (guidance scale) of the classifier term `-log p_size(s | x)`.
     #[arg(long, default_value_t = 1.0)]
     pub size_weight: f64,
+    /// How the two models are combined (see [`Composition`]).
+    #[arg(long, value_enum, default_value_t = Composition::Sum)]
+    pub composition: Composition,
+    /// Points of the scale grid `s_k` of the `bayes` classifier, evenly spaced over the size model's training
+    /// range of scales (end points included).
+    #[arg(long, default_value_t = 11)]
+    pub scale_grid: usize,
+    /// Where the size model looks (see [`SizeFrame`]).
+    #[arg(long, value_enum, default_value_t = SizeFrame::Image)]
+    pub size_frame: SizeFrame,
+    /// Langevin steps of the position model alone before the composed chain (0: the composed chain starts from
+    /// uniform noise). The single models are then sampled for `init_steps + steps` steps.
+    #[arg(long, default_value_t = 0)]
+    pub init_steps: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     #[arg(long, default_value = "runs/compose-shapes")]
     pub out: PathBuf,
+}
+
+/// How `compose-shapes` combines the size model `E_s(x | s)` and the position model `E_p(x | pos)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Composition {
+    /// The product of experts `E_p(x | pos) + w E_s(x | s)` (the paper's energy sum).
+    Sum,
+    /// The size model as an implicit classifier (Bayes' rule): `p(x | pos, s) ∝ p_p(x | pos) p_s(s | x)^w` with
+    /// `-log p_s(s | x) = E_s(x | s) + log sum_k exp(-E_s(x | s_k))` over a grid of scales `s_k` (see
+    /// [`bayes_composite`]). What the size model's energy holds whatever the scale (a sprite at the centre, a
+    /// black background) cancels between the two parts; only what tells the scales apart remains.
+    Bayes,
+}
+
+/// Where the size model looks at a composed chain's image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SizeFrame {
+    /// At the image as it is.
+    Image,
+    /// At the image translated (by whole pixels, zero filled) so that the requested position lands on the
+    /// centre, where the size model saw its sprites ([`Recentred`]). This builds in that scale does not depend on
+    /// position: knowledge neither model learnt.
+    Requested,
 }
 
 /// The requested scales (rows of the figures).
@@ -96,10 +139,18 @@ pub struct Report {
     pub samples_per_pair: usize,
     pub steps: usize,
     pub size_weight: f64,
+    pub composition: Composition,
+    /// The classifier's scale grid (`bayes` composition only; empty otherwise).
+    pub scale_grid: Vec<f32>,
+    pub size_frame: SizeFrame,
+    pub init_steps: usize,
     /// Over the held-out pairs: fraction of samples with both factors within tolerance.
     pub held_out_composed: f64,
     pub held_out_size_only: f64,
     pub held_out_position_only: f64,
+    /// The size model's own samples translated (by whole pixels) to the requested position: what the knowledge
+    /// that [`SizeFrame::Requested`] builds in gives without the position model.
+    pub held_out_size_only_translated: f64,
     /// Composed >= 60% and >= 2x each single model on held-out pairs.
     pub meets_bar: bool,
     pub pairs: Vec<PairResult>,
@@ -150,6 +201,107 @@ fn model_dir(given: Option<&Path>, which: Factor, a: &ComposeShapesArgs) -> anyh
     Ok(dir)
 }
 
+/// Translates each image of `x` (`[B, C, H, W]`) by whole pixels: row `b` of the result at `(y, x)` is the input
+/// at `(y - t_y, x - t_x)` with `(t_x, t_y) = shifts[b]`, and 0 where that falls outside the image.
+pub fn translate(x: &Tensor, shifts: &[(i32, i32)]) -> candle_core::Result<Tensor> {
+    let dims = x.dims().to_vec();
+    let [b, c, h, w] = dims[..] else { candle_core::bail!("translate takes [B, C, H, W], got {dims:?}") };
+    if shifts.len() != b {
+        candle_core::bail!("translate: {} shifts for a batch of {b}", shifts.len());
+    }
+    let v = x.to_device(&Device::Cpu)?.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    let mut out = vec![0f32; v.len()];
+    let (h, w) = (h as i64, w as i64);
+    for (r, &(tx, ty)) in shifts.iter().enumerate() {
+        for ch in 0..c {
+            let base = (r * c + ch) * (h * w) as usize;
+            for yy in 0..h {
+                let sy = yy - ty as i64;
+                if !(0..h).contains(&sy) {
+                    continue;
+                }
+                for xx in 0..w {
+                    let sx = xx - tx as i64;
+                    if (0..w).contains(&sx) {
+                        out[base + (yy * w + xx) as usize] = v[base + (sy * w + sx) as usize];
+                    }
+                }
+            }
+        }
+    }
+    Tensor::from_vec(out, dims, x.device())?.to_dtype(x.dtype())
+}
+
+/// The whole-pixel shift that moves position `p` (of `ebm_data::shapes`' 0..1 units) to the centre of a
+/// `side`-pixel image.
+pub fn recentring_shift(p: [f32; 2], side: usize) -> (i32, i32) {
+    let t =
+        |v: f32| (ebm_data::shapes::pos_to_pixel(0.5, side) - ebm_data::shapes::pos_to_pixel(v as f64, side)).round();
+    (t(p[0]) as i32, t(p[1]) as i32)
+}
+
+/// An energy that looks at each image translated by its own whole-pixel shift: `E(x) = E_inner(T_b x)`, with
+/// [`translate`] as `T_b`. Its input gradient is the inner one translated back, `T_b^T g`, which is `T_{-b} g`
+/// on the pixels that stay inside the image (and 0 on those the translation drops).
+pub struct Recentred {
+    pub inner: Arc<dyn Energy + Send + Sync>,
+    /// One `(t_x, t_y)` per row of the batch.
+    pub shifts: Vec<(i32, i32)>,
+}
+
+impl Recentred {
+    fn back(&self) -> Vec<(i32, i32)> {
+        self.shifts.iter().map(|&(a, b)| (-a, -b)).collect()
+    }
+}
+
+impl Energy for Recentred {
+    fn energy(&self, x: &Tensor, cond: Option<&Tensor>) -> candle_core::Result<Tensor> {
+        self.inner.energy(&translate(x, &self.shifts)?, cond)
+    }
+
+    fn energy_and_grad(&self, x: &Tensor, cond: Option<&Tensor>) -> candle_core::Result<(Tensor, Tensor)> {
+        let (e, g) = self.inner.energy_and_grad(&translate(x, &self.shifts)?, cond)?;
+        // the transpose of "take the pixel t away" is "put it back t away", and zero where nothing was taken
+        let g = translate(&g, &self.back())?;
+        let kept = translate(&translate(&x.ones_like()?, &self.shifts)?, &self.back())?;
+        Ok((e, (g * kept)?))
+    }
+}
+
+/// `-log p_s(s | x) = E_s(x | s) + log sum_k exp(-E_s(x | s_k))`, the size model as a classifier over the scale
+/// grid `grid`, for a batch whose rows request the scales `scale` (`[B, 1]`): `Sum` of `Term(size, cond s)` and
+/// `Neg(LogSumExp(Term(size, cond s_k) for each k))`. It is never negative when every requested scale is on the
+/// grid (a probability is at most 1) and unchanged by adding to `E_s` anything that does not depend on the scale.
+pub fn size_classifier(size: Arc<dyn Energy + Send + Sync>, scale: &Tensor, grid: &[f32]) -> candle_core::Result<Sum> {
+    let b = scale.dims()[0];
+    let mut lse = Vec::with_capacity(grid.len());
+    for &g in grid {
+        lse.push(
+            Term::new(size.clone(), 1.0).with_cond(Tensor::full(g, (b, 1), scale.device())?.to_dtype(scale.dtype())?),
+        );
+    }
+    Ok(Sum::new(vec![
+        Term::new(size, 1.0).with_cond(scale.clone()),
+        Term::new(Arc::new(Neg(LogSumExp::new(lse))), 1.0),
+    ]))
+}
+
+/// The [`Composition::Bayes`] energy: `E_p(x | pos) + w (-log p_s(s | x))` ([`size_classifier`]).
+pub fn bayes_composite(
+    position: Arc<dyn Energy + Send + Sync>,
+    pos: &Tensor,
+    size: Arc<dyn Energy + Send + Sync>,
+    scale: &Tensor,
+    grid: &[f32],
+    w: f64,
+) -> candle_core::Result<Sum> {
+    Ok(Sum::new(vec![
+        Term::new(position, 1.0).with_cond(pos.clone()),
+        Term::new(Arc::new(size_classifier(size, scale, grid)?), w),
+    ]))
+}
+
 fn score(errs: &[(f64, f64)], tol: f64) -> Score {
     let n = errs.len().max(1) as f64;
     let mean = |f: &dyn Fn(&(f64, f64)) -> f64| errs.iter().map(f).map(|e| e.min(1.0)).sum::<f64>() / n;
@@ -162,15 +314,16 @@ fn score(errs: &[(f64, f64)], tol: f64) -> Score {
     }
 }
 
-/// Runs `sampler` on `energy` from uniform noise for `n` chains of `shape`, in chunks of 100 (each chunk's terms
-/// get the matching rows of their conditions from `energy_for`).
+/// Runs `sampler` from uniform noise for `n` chains of `shape`, in chunks of 100: on each chunk, one chain per
+/// energy that `energy_for(start, k)` returns, each from the previous one's end, with that energy's number of
+/// steps (its terms get the matching rows of their conditions).
 fn sample_chunks(
     n: usize,
     shape: &[usize],
     sampler: &Langevin,
     seed: u64,
     device: &Device,
-    mut energy_for: impl FnMut(usize, usize) -> anyhow::Result<Box<dyn Energy>>,
+    mut energy_for: impl FnMut(usize, usize) -> anyhow::Result<Vec<(Box<dyn Energy>, usize)>>,
 ) -> anyhow::Result<Tensor> {
     let per: usize = shape.iter().product();
     let mut rng = Rng::with_stream(seed, 0xc5);
@@ -178,9 +331,12 @@ fn sample_chunks(
     for start in (0..n).step_by(100) {
         let k = (n - start).min(100);
         let dims: Vec<usize> = std::iter::once(k).chain(shape.iter().copied()).collect();
-        let x0 = Tensor::from_vec(rng.uniform_vec(k * per, 0.0, 1.0), dims, device)?;
-        let e = energy_for(start, k)?;
-        out.push(sampler.run(&*e, &x0, None, None, rng.next_u64())?.x);
+        let mut x = Tensor::from_vec(rng.uniform_vec(k * per, 0.0, 1.0), dims, device)?;
+        for (e, steps) in energy_for(start, k)? {
+            let stage = Langevin { steps, ..sampler.clone() };
+            x = stage.run(&*e, &x, None, None, rng.next_u64())?.x;
+        }
+        out.push(x);
     }
     Ok(Tensor::cat(&out, 0)?)
 }
@@ -214,21 +370,62 @@ pub fn run(a: &ComposeShapesArgs, device: &Device) -> anyhow::Result<()> {
     let size_c = Tensor::from_vec(size_c, (n, 1), device)?;
     let pos_c = Tensor::from_vec(pos_c, (n, 2), device)?;
     let sw = a.size_weight;
+    let grid: Vec<f32> = match a.composition {
+        Composition::Sum => Vec::new(),
+        Composition::Bayes => {
+            let (lo, hi) = match &size_cfg.data {
+                DataConfig::Images { shapes: Some(s), .. } => (s.scale.lo, s.scale.hi),
+                _ => (SCALES[0], SCALES[SCALES.len() - 1]),
+            };
+            let m = a.scale_grid.max(2);
+            (0..m).map(|i| lo + (hi - lo) * i as f32 / (m - 1) as f32).collect()
+        }
+    };
+    let shifts: Vec<(i32, i32)> =
+        pairs.iter().flat_map(|&(_, p)| std::iter::repeat_n(recentring_shift(p, side), k)).collect();
     let (sm, pm) = (size_m.clone(), pos_m.clone());
     let (sc, pc) = (size_c.clone(), pos_c.clone());
-    tracing::info!("sampling {n} chains of {} steps for each of: composed, size only, position only", a.steps);
+    let (init, steps) = (a.init_steps, a.steps);
+    tracing::info!(
+        "sampling {n} chains of {} steps for each of: composed ({:?}, size frame {:?}), size only, position only",
+        init + steps,
+        a.composition,
+        a.size_frame
+    );
     let composed = sample_chunks(n, &shape, &sampler, a.seed, device, |s, k| {
-        Ok(Box::new(Sum::new(vec![
-            Term::new(sm.clone(), sw).with_cond(sc.narrow(0, s, k)?),
-            Term::new(pm.clone(), 1.0).with_cond(pc.narrow(0, s, k)?),
-        ])))
+        let (sc, pc) = (sc.narrow(0, s, k)?, pc.narrow(0, s, k)?);
+        let size: Arc<dyn Energy + Send + Sync> = match a.size_frame {
+            SizeFrame::Image => sm.clone(),
+            SizeFrame::Requested => Arc::new(Recentred { inner: sm.clone(), shifts: shifts[s..s + k].to_vec() }),
+        };
+        let e: Box<dyn Energy> = match a.composition {
+            Composition::Sum => Box::new(Sum::new(vec![
+                Term::new(size, sw).with_cond(sc),
+                Term::new(pm.clone(), 1.0).with_cond(pc.clone()),
+            ])),
+            Composition::Bayes => Box::new(bayes_composite(pm.clone(), &pc, size, &sc, &grid, sw)?),
+        };
+        let mut stages: Vec<(Box<dyn Energy>, usize)> = Vec::new();
+        if init > 0 {
+            stages.push((Box::new(Sum::new(vec![Term::new(pm.clone(), 1.0).with_cond(pc)])), init));
+        }
+        stages.push((e, steps));
+        Ok(stages)
     })?;
     let size_only = sample_chunks(n, &shape, &sampler, a.seed, device, |s, k| {
-        Ok(Box::new(Sum::new(vec![Term::new(sm.clone(), 1.0).with_cond(sc.narrow(0, s, k)?)])))
+        Ok(vec![(
+            Box::new(Sum::new(vec![Term::new(sm.clone(), 1.0).with_cond(sc.narrow(0, s, k)?)])) as _,
+            init + steps,
+        )])
     })?;
     let position_only = sample_chunks(n, &shape, &sampler, a.seed, device, |s, k| {
-        Ok(Box::new(Sum::new(vec![Term::new(pm.clone(), 1.0).with_cond(pc.narrow(0, s, k)?)])))
+        Ok(vec![(
+            Box::new(Sum::new(vec![Term::new(pm.clone(), 1.0).with_cond(pc.narrow(0, s, k)?)])) as _,
+            init + steps,
+        )])
     })?;
+    let back: Vec<(i32, i32)> = shifts.iter().map(|&(x, y)| (-x, -y)).collect();
+    let size_translated = translate(&size_only, &back)?;
     let tol = tolerance(Factor::Size);
     debug_assert_eq!(tol, tolerance(Factor::Position));
     let errors = |x: &Tensor| -> anyhow::Result<Vec<(f64, f64)>> {
@@ -245,6 +442,7 @@ pub fn run(a: &ComposeShapesArgs, device: &Device) -> anyhow::Result<()> {
             .collect())
     };
     let (ec, es, ep) = (errors(&composed)?, errors(&size_only)?, errors(&position_only)?);
+    let et = errors(&size_translated)?;
     let held = |(s, p): (f32, [f32; 2])| s != 0.75 && p != [0.5, 0.5];
     let results: Vec<PairResult> = pairs
         .iter()
@@ -260,10 +458,11 @@ pub fn run(a: &ComposeShapesArgs, device: &Device) -> anyhow::Result<()> {
         .collect();
     let held_errs =
         |e: &[(f64, f64)]| -> Vec<(f64, f64)> { (0..n).filter(|&i| held(pairs[i / k])).map(|i| e[i]).collect() };
-    let (hc, hs, hp) = (
+    let (hc, hs, hp, ht) = (
         score(&held_errs(&ec), tol).both_within,
         score(&held_errs(&es), tol).both_within,
         score(&held_errs(&ep), tol).both_within,
+        score(&held_errs(&et), tol).both_within,
     );
     let report = Report {
         size_model: size_dir.display().to_string(),
@@ -272,9 +471,14 @@ pub fn run(a: &ComposeShapesArgs, device: &Device) -> anyhow::Result<()> {
         samples_per_pair: k,
         steps: a.steps,
         size_weight: sw,
+        composition: a.composition,
+        scale_grid: grid.clone(),
+        size_frame: a.size_frame,
+        init_steps: init,
         held_out_composed: hc,
         held_out_size_only: hs,
         held_out_position_only: hp,
+        held_out_size_only_translated: ht,
         meets_bar: hc >= 0.6 && hc >= 2.0 * hs && hc >= 2.0 * hp,
         pairs: results,
     };
@@ -288,12 +492,14 @@ pub fn run(a: &ComposeShapesArgs, device: &Device) -> anyhow::Result<()> {
     ebm_io::write_atomic(&a.out.join("compose_shapes.json"), serde_json::to_string_pretty(&report)?.as_bytes())?;
     println!(
         "held-out (scale, position) pairs ({side}x{side}, {k} samples each, scale and position within {tol}): composed \
-         {:.1}%, size model alone {:.1}%, position model alone {:.1}% -> {}\n  outputs in {}: composed.png, \
+         {:.1}%, size model alone {:.1}%, position model alone {:.1}% -> {} (size model alone, translated to the \
+         request: {:.1}%)\n  outputs in {}: composed.png, \
          size_only.png, position_only.png (rows: scales {:?}; columns: positions {:?}), compose_shapes.json",
         100.0 * hc,
         100.0 * hs,
         100.0 * hp,
         if report.meets_bar { "meets the bar (>= 60% and >= 2x each single model)" } else { "below the bar" },
+        100.0 * ht,
         a.out.display(),
         SCALES,
         POSITIONS,

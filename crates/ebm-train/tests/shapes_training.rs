@@ -114,3 +114,93 @@ fn a_continuous_model_needs_a_source_with_its_factor() {
     let e = image::load_data(&digits).err().unwrap().to_string();
     assert!(e.contains("has no factors"), "{e}");
 }
+
+/// `E(x | s) = a sum_p (x_p - s)^2 + b sum_p x_p^3 w_p`: an analytic conditional energy whose second part does not
+/// depend on the condition (a stand-in for "is there a centred sprite").
+struct Analytic {
+    a: f64,
+    b: f64,
+}
+
+impl ebm_sampler::Energy for Analytic {
+    fn energy(
+        &self,
+        x: &candle_core::Tensor,
+        cond: Option<&candle_core::Tensor>,
+    ) -> candle_core::Result<candle_core::Tensor> {
+        let s = cond.expect("a condition").reshape((x.dims()[0], 1, 1, 1))?;
+        let d = x.broadcast_sub(&s)?.sqr()?.flatten_from(1)?.sum(1)?;
+        let w = candle_core::Tensor::arange(0f32, x.dims()[3] as f32, x.device())?.reshape((1, 1, 1, x.dims()[3]))?;
+        let c = x.powf(3.0)?.broadcast_mul(&w)?.flatten_from(1)?.sum(1)?;
+        (d * self.a)? + (c * self.b)?
+    }
+}
+
+#[test]
+fn size_classifier_term_is_nonnegative_and_ignores_what_all_scales_share() {
+    use candle_core::{Device, Tensor};
+    use ebm_sampler::Energy;
+    use std::sync::Arc;
+    let dev = Device::Cpu;
+    let mut rng = ebm_kernels::Rng::new(3);
+    let x = Tensor::from_vec(rng.uniform_vec(4 * 16, 0.0, 1.0), (4, 1, 4, 4), &dev).unwrap();
+    let grid = [0.5f32, 0.6, 0.7, 0.8, 0.9, 1.0];
+    let scale = Tensor::from_vec(vec![0.5f32, 0.7, 0.9, 1.0], (4, 1), &dev).unwrap();
+    let plain = ebm_train::shapes_exp::size_classifier(Arc::new(Analytic { a: 2.0, b: 0.0 }), &scale, &grid).unwrap();
+    let shared = ebm_train::shapes_exp::size_classifier(Arc::new(Analytic { a: 2.0, b: 5.0 }), &scale, &grid).unwrap();
+    let (e0, g0) = plain.energy_and_grad(&x, None).unwrap();
+    let (e1, g1) = shared.energy_and_grad(&x, None).unwrap();
+    let (e0, e1) = (e0.to_vec1::<f32>().unwrap(), e1.to_vec1::<f32>().unwrap());
+    let xs = x.flatten_from(1).unwrap().to_vec2::<f32>().unwrap();
+    for (i, (&a, &b)) in e0.iter().zip(&e1).enumerate() {
+        assert!(a >= -1e-5, "-log p(s | x) = {a} < 0");
+        assert!((a - b).abs() < 1e-4, "adding a scale-independent energy changed the term: {a} vs {b}");
+        // closed form: E(x | s) - E(x | s_k) = 2 sum_p ((x_p - s)^2 - (x_p - s_k)^2)
+        let e = |s: f32| 2.0 * xs[i].iter().map(|&v| ((v - s) as f64).powi(2)).sum::<f64>();
+        let s = [0.5, 0.7, 0.9, 1.0][i];
+        let want = e(s) + grid.iter().map(|&g| (-e(g)).exp()).sum::<f64>().ln();
+        assert!((a as f64 - want).abs() < 1e-3 * want.abs().max(1.0), "term {a}, closed form {want}");
+    }
+    let dg = (g0 - g1).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    assert!(dg < 1e-4, "adding a scale-independent energy changed the gradient by {dg}");
+}
+
+#[test]
+fn recentred_energy_translates_and_its_gradient_is_the_transpose() {
+    use candle_core::{Device, Tensor};
+    use ebm_sampler::Energy;
+    use ebm_train::shapes_exp::{recentring_shift, translate, Recentred};
+    use std::sync::Arc;
+    let dev = Device::Cpu;
+    // position 0.5 is the centre; 0.2 and 0.8 are 5.76 pixels away on 32x32, so 6 whole pixels
+    assert_eq!(recentring_shift([0.5, 0.5], 32), (0, 0));
+    assert_eq!(recentring_shift([0.2, 0.8], 32), (6, -6));
+    let mut rng = ebm_kernels::Rng::new(4);
+    let x = Tensor::from_vec(rng.uniform_vec(2 * 25, 0.0, 1.0), (2, 1, 5, 5), &dev).unwrap();
+    let tv = translate(&x, &[(1, 0), (-2, 1)]).unwrap().flatten_from(1).unwrap().to_vec2::<f32>().unwrap();
+    let xv = x.flatten_from(1).unwrap().to_vec2::<f32>().unwrap();
+    assert_eq!(tv[0][2 * 5 + 3], xv[0][2 * 5 + 2]);
+    assert_eq!(tv[0][2 * 5], 0.0);
+    assert_eq!(tv[1][3 * 5 + 1], xv[1][2 * 5 + 3]);
+    assert_eq!(tv[1][4], 0.0);
+    let cond = Tensor::from_vec(vec![0.3f32, 0.8], (2, 1), &dev).unwrap();
+    let r = Recentred { inner: Arc::new(Analytic { a: 1.0, b: 2.0 }), shifts: vec![(1, 0), (-2, 1)] };
+    let (e, g) = r.energy_and_grad(&x, Some(&cond)).unwrap();
+    // the energy is the inner one of the translated images
+    let inner = Analytic { a: 1.0, b: 2.0 }.energy(&translate(&x, &[(1, 0), (-2, 1)]).unwrap(), Some(&cond)).unwrap();
+    let d = (&e - inner).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    assert!(d < 1e-5);
+    let gv = g.flatten_from(1).unwrap().to_vec2::<f32>().unwrap();
+    // central differences on every pixel (those the translation drops have gradient 0)
+    let h = 1e-2f32;
+    let at = |row: usize, p: usize, d: f32| {
+        let mut xp = xv.clone();
+        xp[row][p] += d;
+        let xt = Tensor::from_vec(xp.concat(), (2, 1, 5, 5), &dev).unwrap();
+        r.energy(&xt, Some(&cond)).unwrap().to_vec1::<f32>().unwrap()[row]
+    };
+    for (row, p) in (0..2).flat_map(|r| (0..25).map(move |p| (r, p))) {
+        let fd = (at(row, p, h) - at(row, p, -h)) / (2.0 * h);
+        assert!((fd - gv[row][p]).abs() < 0.05 * (1.0 + fd.abs()), "pixel {p} of row {row}: {fd} vs {}", gv[row][p]);
+    }
+}

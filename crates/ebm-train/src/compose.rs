@@ -424,10 +424,7 @@ pub struct ImageComposeReport {
 /// The sampler for an image composition: the first run's own (order, step, clip, clamp, noise), or the official
 /// image sampler for bare model files, with `steps` steps; and the box the chains start in.
 fn image_sampler(parts: &[ImagePart], steps: usize) -> (Langevin, [f32; 2]) {
-    match parts.iter().find_map(|p| p.cfg.as_ref()) {
-        Some(c) => (c.sampler.langevin(steps), c.sampler.init_range),
-        None => (Langevin::igebm(10.0, 0.01, steps), [0.0, 1.0]),
-    }
+    crate::config::sampler_or_official(parts.iter().find_map(|p| p.cfg.as_ref()), steps)
 }
 
 fn mean(v: &[f32]) -> f32 {

@@ -271,6 +271,16 @@ impl SamplerConfig {
     }
 }
 
+/// The sampler a model is drawn with, with `steps` steps, and the box its chains start in: its run's own settings,
+/// or the official image sampler (step 10, elementwise clip 0.01, noise 0.005, clamp to [0, 1]) from [0, 1] for a
+/// bare model file.
+pub fn sampler_or_official(cfg: Option<&RunConfig>, steps: usize) -> (Langevin, [f32; 2]) {
+    match cfg {
+        Some(c) => (c.sampler.langevin(steps), c.sampler.init_range),
+        None => (Langevin::igebm(10.0, 0.01, steps), [0.0, 1.0]),
+    }
+}
+
 /// The replay buffer of chain states.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

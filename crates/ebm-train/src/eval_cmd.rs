@@ -342,10 +342,7 @@ impl Opened {
 
     /// The run's sampler with `steps` steps (the official image sampler for a bare model file).
     pub fn sampler(&self, steps: usize) -> Langevin {
-        match &self.cfg {
-            Some(c) => c.sampler.langevin(steps),
-            None => Langevin::igebm(10.0, 0.01, steps),
-        }
+        crate::config::sampler_or_official(self.cfg.as_ref(), steps).0
     }
 
     /// The run's sampler settings as a refinement.
@@ -979,24 +976,9 @@ fn features(clf: &PixelClassifier, x: &Tensor) -> anyhow::Result<(Vec<f32>, usiz
 /// Fresh samples from uniform noise: `per_class` per class (or `per_class` in all).
 pub fn fresh(o: &Opened, per_class: usize, steps: usize, device: &Device) -> anyhow::Result<(Tensor, Vec<u32>)> {
     let classes = if o.model.config().is_class_conditional() { o.classes() } else { 0 };
-    let shape = o.shape();
-    let per: usize = shape.iter().product();
-    let range = o.cfg.as_ref().map(|c| c.sampler.init_range).unwrap_or([0.0, 1.0]);
+    let (sampler, range) = crate::config::sampler_or_official(o.cfg.as_ref(), steps);
     let mut rng = Rng::with_stream(o.seed, 0x5a4e);
-    let sampler = o.sampler(steps);
-    let (mut xs, mut labels) = (Vec::new(), Vec::new());
-    for c in 0..classes.max(1) {
-        let x0 = Tensor::from_vec(
-            rng.uniform_vec(per_class * per, range[0], range[1]),
-            (per_class, shape[0], shape[1], shape[2]),
-            device,
-        )?;
-        let y = vec![c as u32; per_class];
-        let cond = labels_cond(&y, classes, device)?;
-        xs.push(sampler.run(&o.model, &x0, cond.as_ref(), None, rng.next_u64())?.x);
-        labels.extend(y);
-    }
-    Ok((Tensor::cat(&xs, 0)?, labels))
+    crate::image::fresh_per_class(&o.model, &sampler, range, classes, per_class, &mut rng, device)
 }
 
 /// `eval sample-quality`.

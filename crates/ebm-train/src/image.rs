@@ -240,23 +240,38 @@ pub fn fresh_samples(
     seed: u64,
     device: &Device,
 ) -> anyhow::Result<(Tensor, Vec<u32>)> {
-    let classes = cfg.model.cond_dim();
-    let n_cls = classes.max(1);
-    let shape = cfg.model.input_shape();
     let mut rng = Rng::with_stream(seed, 0x5a);
     let sampler = cfg.sampler.langevin(steps);
     model.set_frozen(true);
-    let mut xs = Vec::new();
-    let mut labels = Vec::new();
-    for c in 0..n_cls {
-        let x0 = uniform_images(per_class, &shape, &mut rng, device)?;
+    let out = fresh_per_class(model, &sampler, [0.0, 1.0], cfg.model.cond_dim(), per_class, &mut rng, device);
+    model.set_frozen(false);
+    out
+}
+
+/// Chains of `sampler` from uniform noise in `range`, `per_class` under each of `classes` one-hot labels (or
+/// `per_class` unconditioned when `classes` is 0), with their labels; each class's starts and chain seed come from
+/// `rng` in turn. The model should be frozen.
+pub fn fresh_per_class(
+    model: &EnergyNet,
+    sampler: &ebm_sampler::Langevin,
+    range: [f32; 2],
+    classes: usize,
+    per_class: usize,
+    rng: &mut Rng,
+    device: &Device,
+) -> anyhow::Result<(Tensor, Vec<u32>)> {
+    let shape = model.config().input_shape();
+    let per: usize = shape.iter().product();
+    let dims: Vec<usize> = std::iter::once(per_class).chain(shape.iter().copied()).collect();
+    let (mut xs, mut labels) = (Vec::new(), Vec::new());
+    for c in 0..classes.max(1) {
+        let x0 = Tensor::from_vec(rng.uniform_vec(per_class * per, range[0], range[1]), dims.as_slice(), device)?;
         let y = vec![c as u32; per_class];
         let cond =
             if classes > 0 { Some(one_hot(&Tensor::from_slice(&y, per_class, device)?, classes)?) } else { None };
-        xs.push(sampler.run(&*model, &x0, cond.as_ref(), None, rng.next_u64())?.x);
+        xs.push(sampler.run(model, &x0, cond.as_ref(), None, rng.next_u64())?.x);
         labels.extend(y);
     }
-    model.set_frozen(false);
     Ok((Tensor::cat(&xs, 0)?, labels))
 }
 

@@ -1,13 +1,12 @@
 //! `sample`, `score` and `classify`: using a trained model from the command line.
 
 use crate::cli::open_model;
-use crate::config::RunConfig;
 use anyhow::Context;
 use candle_core::{DType, Device, Tensor};
 use ebm_io::Bundle;
 use ebm_kernels::Rng;
-use ebm_models::{one_hot, EnergyNet};
-use ebm_sampler::{Energy, Langevin};
+use ebm_models::EnergyNet;
+use ebm_sampler::Energy;
 use std::path::{Path, PathBuf};
 
 /// Images (and labels, when the file has them) read from a safetensors file (tensors `images`/`samples`/`x`,
@@ -59,14 +58,6 @@ fn check_labels(labels: &[u32], classes: usize, origin: &str) -> anyhow::Result<
     Ok(())
 }
 
-/// The sampler a model should be sampled with: its run's own, or the official image sampler.
-fn sampler_for(cfg: Option<&RunConfig>, steps: usize) -> Langevin {
-    match cfg {
-        Some(c) => c.sampler.langevin(steps),
-        None => Langevin::igebm(10.0, 0.01, steps),
-    }
-}
-
 /// `ebm-train sample`: fresh chains from uniform noise, `per_class` per class (or `per_class` in all for an
 /// unconditional model), written as safetensors and a PNG grid.
 pub fn sample(
@@ -81,24 +72,10 @@ pub fn sample(
     let shape = model.config().input_shape();
     anyhow::ensure!(shape.len() == 3, "{}: `sample` draws image models; use `train` for 2D runs", model_path.display());
     let classes = model.config().cond_dim();
-    let sampler = sampler_for(cfg.as_ref(), steps);
-    let range = cfg.as_ref().map(|c| c.sampler.init_range).unwrap_or([0.0, 1.0]);
+    let (sampler, range) = crate::config::sampler_or_official(cfg.as_ref(), steps);
     let mut rng = Rng::with_stream(seed, 0x5a3);
     model.set_frozen(true);
-    let per: usize = shape.iter().product();
-    let mut xs = Vec::new();
-    let mut labels = Vec::new();
-    for c in 0..classes.max(1) {
-        let mut dims = vec![per_class];
-        dims.extend_from_slice(&shape);
-        let x0 = Tensor::from_vec(rng.uniform_vec(per_class * per, range[0], range[1]), dims, device)?;
-        let y = vec![c as u32; per_class];
-        let cond =
-            if classes > 0 { Some(one_hot(&Tensor::from_slice(&y, per_class, device)?, classes)?) } else { None };
-        xs.push(sampler.run(&model, &x0, cond.as_ref(), None, rng.next_u64())?.x);
-        labels.extend(y);
-    }
-    let x = Tensor::cat(&xs, 0)?;
+    let (x, labels) = crate::image::fresh_per_class(&model, &sampler, range, classes, per_class, &mut rng, device)?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut b = Bundle::new();
     b.insert("samples", x.clone());

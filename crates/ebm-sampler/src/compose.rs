@@ -140,8 +140,7 @@ impl Energy for BoundedNot {
         let z = self.z(&e)?;
         // d/dx tau softplus((m - E)/tau) = -sigmoid(z) dE/dx; 1 / (1 + exp(-z)) saturates cleanly at 0 and 1
         let s = (z.neg()?.exp()? + 1.0)?.recip()?;
-        let bshape: Vec<usize> = std::iter::once(x.dims()[0]).chain(std::iter::repeat_n(1, x.rank() - 1)).collect();
-        let grad = g.broadcast_mul(&s.neg()?.reshape(bshape.as_slice())?.to_dtype(g.dtype())?)?;
+        let grad = g.broadcast_mul(&crate::energy::per_sample(&s.neg()?, x)?.to_dtype(g.dtype())?)?;
         Ok((self.value(&z)?, grad))
     }
 }
@@ -199,11 +198,9 @@ impl Energy for LogSumExp {
         let lse = logsumexp_rows(&a)?;
         // dE/dx = sum_i softmax_i(a) dE_i/dx
         let resp = a.broadcast_sub(&lse.unsqueeze(1)?)?.exp()?;
-        let b = x.dims()[0];
-        let bshape: Vec<usize> = std::iter::once(b).chain(std::iter::repeat_n(1, x.rank() - 1)).collect();
         let mut g = x.zeros_like()?;
         for (i, gi) in gs.iter().enumerate() {
-            let r = resp.narrow(1, i, 1)?.reshape(bshape.as_slice())?;
+            let r = crate::energy::per_sample(&resp.narrow(1, i, 1)?, x)?;
             g = (g + gi.broadcast_mul(&r)?)?;
         }
         Ok((lse.neg()?, g))

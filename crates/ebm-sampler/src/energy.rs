@@ -34,6 +34,12 @@ pub fn autograd_energy_and_grad<E: Energy + ?Sized>(
     Ok((energies.detach(), g))
 }
 
+/// `v`, one value per sample (`[B]` or `[B, 1]`), shaped `[B, 1, ..., 1]` to broadcast over the batch `like`.
+pub(crate) fn per_sample(v: &Tensor, like: &Tensor) -> Result<Tensor> {
+    let shape: Vec<usize> = std::iter::once(like.dims()[0]).chain(std::iter::repeat_n(1, like.rank() - 1)).collect();
+    v.reshape(shape.as_slice())
+}
+
 /// Errors unless `energies` is `[B]` for a batch `x` of `B` samples.
 pub fn check_energy_shape(energies: &Tensor, x: &Tensor) -> Result<()> {
     let b = x.dims().first().copied().unwrap_or(0);

@@ -230,9 +230,7 @@ impl Mala {
             Clip::SampleL2(c) => {
                 let n = g.sqr()?.flatten_from(1)?.sum_keepdim(1)?.sqrt()?;
                 let s = (n / c as f64)?.maximum(1.0)?.recip()?;
-                let shape: Vec<usize> =
-                    std::iter::once(g.dims()[0]).chain(std::iter::repeat_n(1, g.rank() - 1)).collect();
-                g.broadcast_mul(&s.reshape(shape.as_slice())?)?
+                g.broadcast_mul(&crate::energy::per_sample(&s, &g)?)?
             }
         };
         match mask {
@@ -293,8 +291,7 @@ impl Mala {
             accepted += n_acc;
             proposed += b;
             let acc_t = Tensor::from_vec(acc, b, x.device())?;
-            let shape: Vec<usize> = std::iter::once(b).chain(std::iter::repeat_n(1, x.rank() - 1)).collect();
-            let acc_x = acc_t.reshape(shape.as_slice())?.broadcast_as(x.shape())?;
+            let acc_x = crate::energy::per_sample(&acc_t, &x)?.broadcast_as(x.shape())?;
             x = acc_x.where_cond(&xp, &x)?;
             g = acc_x.where_cond(&gp, &g)?;
             e = acc_t.where_cond(&ep, &e)?;

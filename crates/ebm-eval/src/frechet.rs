@@ -132,17 +132,9 @@ mod tests {
     fn commuting_covariances_in_many_dimensions() {
         // S1 = Q diag(a) Q^T, S2 = Q diag(b) Q^T: d^2 = |mu1 - mu2|^2 + sum (sqrt(a_i) - sqrt(b_i))^2
         let n = 150;
-        let mut r = Rng::new(5);
         // a random orthogonal Q from the eigenvectors of a random symmetric matrix
-        let mut g = vec![0f64; n * n];
-        for i in 0..n {
-            for j in 0..=i {
-                let v = r.normal_f64();
-                g[i * n + j] = v;
-                g[j * n + i] = v;
-            }
-        }
-        let q = crate::linalg::sym_eigen(&g, n, true).unwrap();
+        let q = crate::linalg::sym_eigen(&crate::linalg::tests::random_sym(n, 5), n, true).unwrap();
+        let mut r = Rng::new(6);
         let da: Vec<f64> = (0..n).map(|_| 0.01 + r.uniform_f64() * 4.0).collect();
         let mut db: Vec<f64> = (0..n).map(|_| 0.01 + r.uniform_f64() * 4.0).collect();
         db[0] = 0.0; // singular: a covariance of fewer samples than dimensions

@@ -388,11 +388,12 @@ pub fn mean_cov(rows: &[f32], d: usize) -> Result<(Vec<f64>, Vec<f64>)> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use ebm_kernels::Rng;
 
-    fn random_sym(n: usize, seed: u64) -> Vec<f64> {
+    /// A symmetric matrix with standard normal entries (seeded).
+    pub(crate) fn random_sym(n: usize, seed: u64) -> Vec<f64> {
         let mut r = Rng::new(seed);
         let mut a = vec![0f64; n * n];
         for i in 0..n {

@@ -236,21 +236,8 @@ fn loadavg() -> String {
     read("/proc/loadavg").split_whitespace().take(3).collect::<Vec<_>>().join(" ")
 }
 
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn tune_allocator() {
-    // SAFETY: mallopt only changes allocator parameters; called before any other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 512 << 20);
-        libc::mallopt(libc::M_TOP_PAD, 64 << 20);
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 20);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn tune_allocator() {}
-
 pub fn run(a: BenchArgs) -> Result<()> {
-    tune_allocator();
+    ebm_kernels::runtime::tune_allocator();
     // candle's elementwise pool and rayon both read RAYON_NUM_THREADS when first used
     std::env::set_var("RAYON_NUM_THREADS", a.threads.to_string());
     if std::env::var_os("CANDLE_NUM_THREADS").is_none() {

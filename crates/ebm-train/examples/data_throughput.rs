@@ -39,9 +39,7 @@ fn arg(name: &str, default: usize) -> usize {
 }
 
 fn main() -> anyhow::Result<()> {
-    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
-        std::env::set_var("CANDLE_NUM_THREADS", "1"); // as the ebm-train binary does
-    }
+    ebm_kernels::runtime::default_thread_counts(); // as the ebm-train binary does
     let (b, filters, reps) = (arg("--batch", 128), arg("--filters", 128), arg("--reps", 3).max(1));
     let dev = Device::Cpu;
 

@@ -13,9 +13,7 @@ use std::time::Instant;
 
 #[test]
 fn batching_cifar10_is_at_least_20x_faster_than_a_langevin_step_of_resnet32() {
-    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
-        std::env::set_var("CANDLE_NUM_THREADS", "1");
-    }
+    ebm_kernels::runtime::default_thread_counts();
     let b = 32;
     let mut rng = Rng::new(1);
     let mut bytes = vec![0u8; 4096 * 3073];

@@ -48,10 +48,7 @@ fn mean(v: &[f32]) -> f64 {
 #[test]
 fn a_short_run_on_fashion_mnist_learns_and_its_checkpoint_reloads() {
     let Some(dir) = data_dir() else { return };
-    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
-        // as the ebm-train binary does: candle's spinning pool starves our kernels on small machines
-        std::env::set_var("CANDLE_NUM_THREADS", "1");
-    }
+    ebm_kernels::runtime::default_thread_counts(); // as the ebm-train binary does
     let mut cfg = presets::load("fashion-mnist-cpu").unwrap();
     let DataConfig::Images { dir: data_dir, .. } = &mut cfg.data else { panic!("an image preset") };
     *data_dir = Some(dir);

@@ -151,6 +151,36 @@ fn uniform_images(n: usize, shape: &[usize], rng: &mut Rng, device: &Device) -> 
     Tensor::from_vec(rng.uniform_vec(n * per, 0.0, 1.0), dims, device)
 }
 
+/// The starts of `b` negative chains and their conditions: replayed chains under their stored conditions, except
+/// a fraction `reinit_prob` (drawn per chain) that start from uniform noise under the batch's conditions
+/// `cond_pos`; all from noise while the buffer holds fewer than `b`.
+pub(crate) fn chain_starts(
+    replay: &ReplayBuffer<u8>,
+    rng: &mut Rng,
+    b: usize,
+    shape: &[usize],
+    cond_pos: Option<&Tensor>,
+    reinit_prob: f64,
+    device: &Device,
+) -> anyhow::Result<(Tensor, Option<Tensor>)> {
+    let noise = uniform_images(b, shape, rng, device)?;
+    if replay.len() < b {
+        return Ok((noise, cond_pos.cloned()));
+    }
+    let ridx = replay.sample_indices(b, rng);
+    let (xr, cr) = replay.get(&ridx, rng, device)?;
+    let keep: Vec<u8> = (0..b).map(|_| (rng.uniform_f64() >= reinit_prob) as u8).collect();
+    let keep = Tensor::from_vec(keep, b, device)?;
+    let mut kshape = vec![b];
+    kshape.extend(std::iter::repeat_n(1, shape.len()));
+    let x0 = keep.reshape(kshape.as_slice())?.broadcast_as(noise.shape())?.where_cond(&xr, &noise)?;
+    let c = match (cr, cond_pos) {
+        (Some(cr), Some(cp)) => Some(keep.reshape((b, 1))?.broadcast_as(cp.shape())?.where_cond(&cr, cp)?),
+        _ => None,
+    };
+    Ok((x0, c))
+}
+
 /// One iteration: a data batch, chain starts (95% replay under their stored conditions, 5% noise under the batch's
 /// conditions), negatives, the update, and the negatives into the buffer. Conditions are one-hot labels or
 /// continuous factors ([`conditions`]); the buffer stores either as float vectors.
@@ -165,23 +195,8 @@ pub fn iteration(st: &mut TrainState<u8>, data: &ImageData, device: &Device) -> 
     let (x_pos, y_pos) = data.train.batch(&idx, if dequantize { Some(&mut st.rng) } else { None })?;
     let x_pos = x_pos.to_device(device)?;
     let cond_pos = conditions(cfg, &data.train, &y_pos, &idx)?.map(|c| c.to_device(device)).transpose()?;
-    let noise = uniform_images(b, &shape, &mut st.rng, device)?;
-    let (x0, cond_neg) = if st.replay.len() >= b {
-        let ridx = st.replay.sample_indices(b, &mut st.rng);
-        let (xr, cr) = st.replay.get(&ridx, &mut st.rng, device)?;
-        let keep: Vec<u8> = (0..b).map(|_| (st.rng.uniform_f64() >= cfg.replay.reinit_prob) as u8).collect();
-        let keep = Tensor::from_vec(keep, b, device)?;
-        let mut kshape = vec![b];
-        kshape.extend(std::iter::repeat_n(1, shape.len()));
-        let x0 = keep.reshape(kshape.as_slice())?.broadcast_as(noise.shape())?.where_cond(&xr, &noise)?;
-        let c = match (cr, &cond_pos) {
-            (Some(cr), Some(cp)) => Some(keep.reshape((b, 1))?.broadcast_as(cp.shape())?.where_cond(&cr, cp)?),
-            _ => None,
-        };
-        (x0, c)
-    } else {
-        (noise, cond_pos.clone())
-    };
+    let (x0, cond_neg) =
+        chain_starts(&st.replay, &mut st.rng, b, &shape, cond_pos.as_ref(), cfg.replay.reinit_prob, device)?;
     let seed = st.rng.next_u64();
     st.opt.cfg.lr = st.cfg.train.lr_at(base_lr(st), st.iter);
     let sampler = cfg.sampler.langevin(cfg.sampler.steps);

@@ -11,6 +11,7 @@ pub mod factors;
 pub mod figures;
 pub mod image;
 pub mod inspect;
+pub mod joint;
 pub mod optim;
 pub mod presets;
 pub mod progress;

@@ -71,6 +71,11 @@ pub struct ComposeShapesArgs {
     /// uniform noise). The single models are then sampled for `init_steps + steps` steps.
     #[arg(long, default_value_t = 0)]
     pub init_steps: usize,
+    /// Fine-tune the two models jointly for this many iterations before composing them (CD on the sum of their
+    /// energies over the union of their training slices, as the official `gentest`; see [`crate::joint`]),
+    /// into OUT/joint (reused or continued if there). 0: compose the separately trained models as they are.
+    #[arg(long, default_value_t = 0)]
+    pub joint_iterations: u64,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     #[arg(long, default_value = "runs/compose-shapes")]
@@ -144,6 +149,10 @@ pub struct Report {
     pub scale_grid: Vec<f32>,
     pub size_frame: SizeFrame,
     pub init_steps: usize,
+    /// The separately trained models (size, position) the composed ones start from.
+    pub separate_models: [String; 2],
+    /// Iterations of joint fine-tuning of the two before composing (0: none).
+    pub joint_iterations: u64,
     /// Over the held-out pairs: fraction of samples with both factors within tolerance.
     pub held_out_composed: f64,
     pub held_out_size_only: f64,
@@ -345,6 +354,12 @@ fn sample_chunks(
 pub fn run(a: &ComposeShapesArgs, device: &Device) -> anyhow::Result<()> {
     let size_dir = model_dir(a.size_model.as_deref(), Factor::Size, a)?;
     let pos_dir = model_dir(a.position_model.as_deref(), Factor::Position, a)?;
+    let separate = [size_dir.display().to_string(), pos_dir.display().to_string()];
+    let (size_dir, pos_dir) = if a.joint_iterations > 0 {
+        crate::joint::finetune(&size_dir, &pos_dir, &a.out.join("joint"), a.joint_iterations, a.seed, device)?
+    } else {
+        (size_dir, pos_dir)
+    };
     let load = |dir: &Path, dim: usize| -> anyhow::Result<(Arc<EnergyNet>, RunConfig)> {
         let (mut m, cfg) = open_model(dir, device)?;
         let cfg = cfg.ok_or_else(|| anyhow::anyhow!("{}: a run folder is needed", dir.display()))?;
@@ -475,6 +490,8 @@ pub fn run(a: &ComposeShapesArgs, device: &Device) -> anyhow::Result<()> {
         scale_grid: grid.clone(),
         size_frame: a.size_frame,
         init_steps: init,
+        separate_models: separate,
+        joint_iterations: a.joint_iterations,
         held_out_composed: hc,
         held_out_size_only: hs,
         held_out_position_only: hp,

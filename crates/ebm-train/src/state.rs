@@ -34,11 +34,11 @@ pub fn base_lr<E: Stored>(st: &TrainState<E>) -> f64 {
     st.cfg.train.adam.lr * 0.5f64.powi(st.rollbacks as i32)
 }
 
-fn rng_meta(b: &mut Bundle, key: &str, s: RngState) {
+pub(crate) fn rng_meta(b: &mut Bundle, key: &str, s: RngState) {
     b.set_meta(key, format!("{} {} {}", s.seed, s.stream, s.words));
 }
 
-fn rng_from_meta(b: &Bundle, key: &str, path: &Path) -> anyhow::Result<Rng> {
+pub(crate) fn rng_from_meta(b: &Bundle, key: &str, path: &Path) -> anyhow::Result<Rng> {
     let v: Vec<u64> = b
         .meta(path, key)?
         .split(' ')

@@ -204,3 +204,99 @@ fn recentred_energy_translates_and_its_gradient_is_the_transpose() {
         assert!((fd - gv[row][p]).abs() < 0.05 * (1.0 + fd.abs()), "pixel {p} of row {row}: {fd} vs {}", gv[row][p]);
     }
 }
+
+fn model_bits(m: &EnergyNet) -> Vec<(String, Vec<u32>)> {
+    m.params()
+        .iter()
+        .map(|(k, s)| {
+            (
+                k.to_string(),
+                s.var.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|x| x.to_bits()).collect(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn joint_fine_tune_of_the_pair_resumes_bit_for_bit() {
+    use ebm_train::joint::JointSetup;
+    let dev = Device::Cpu;
+    let (size_cfg, _) = tiny("shapes-size-cpu");
+    let (position_cfg, _) = tiny("shapes-position-cpu");
+    let setup = JointSetup::new(size_cfg.clone(), position_cfg.clone()).unwrap();
+    let models = || {
+        let rng = ebm_kernels::Rng::new(11);
+        (
+            EnergyNet::new(size_cfg.model.clone(), &mut rng.fork(1), &dev).unwrap(),
+            EnergyNet::new(position_cfg.model.clone(), &mut rng.fork(2), &dev).unwrap(),
+        )
+    };
+    let (s0, p0) = models();
+    let before = (model_bits(&s0), model_bits(&p0));
+    let mut straight = setup.init(s0, p0, 5).unwrap();
+    for _ in 0..6 {
+        let s = setup.iteration(&mut straight, 6, &dev).unwrap();
+        assert!(s.loss.is_finite() && s.e_pos.is_finite() && s.e_neg.is_finite() && s.grad_norm > 0.0, "{s:?}");
+    }
+    // both models were trained by the summed loss
+    assert_ne!(model_bits(&straight.size), before.0);
+    assert_ne!(model_bits(&straight.position), before.1);
+
+    let (s0, p0) = models();
+    let mut first = setup.init(s0, p0, 5).unwrap();
+    for _ in 0..4 {
+        setup.iteration(&mut first, 6, &dev).unwrap();
+    }
+    let d = tmpdir("joint");
+    let ckpt = d.join("joint.safetensors");
+    first.save(&ckpt).unwrap();
+    drop(first);
+    let (s0, p0) = models();
+    let mut resumed = setup.init(s0, p0, 5).unwrap();
+    resumed.restore(&ckpt, &dev).unwrap();
+    assert_eq!(resumed.iter, 4);
+    for _ in 0..2 {
+        setup.iteration(&mut resumed, 6, &dev).unwrap();
+    }
+    assert_eq!(model_bits(&straight.size), model_bits(&resumed.size), "size model: 4 + 2 iterations differ from 6");
+    assert_eq!(model_bits(&straight.position), model_bits(&resumed.position), "position model differs");
+
+    // a single-model checkpoint is refused with the file's name
+    let single = image::init_state(&size_cfg, &image::load_data(&size_cfg).unwrap(), &dev).unwrap();
+    single.save(&d.join("single.safetensors")).unwrap();
+    let e = resumed.restore(&d.join("single.safetensors"), &dev).unwrap_err().to_string();
+    assert!(e.contains("single.safetensors") && e.contains("not a joint"), "{e}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn the_pair_energy_is_the_sum_of_the_models_and_its_gradient_the_sum_of_theirs() {
+    use candle_core::Tensor;
+    use ebm_train::joint::PairEnergy;
+    let dev = Device::Cpu;
+    let (size_cfg, data) = tiny("shapes-size-cpu");
+    let (position_cfg, _) = tiny("shapes-position-cpu");
+    let rng = ebm_kernels::Rng::new(2);
+    let mut size = EnergyNet::new(size_cfg.model.clone(), &mut rng.fork(1), &dev).unwrap();
+    let mut position = EnergyNet::new(position_cfg.model.clone(), &mut rng.fork(2), &dev).unwrap();
+    let idx: Vec<usize> = (0..3).collect();
+    let (x, _) = data.test.batch(&idx, None).unwrap();
+    let cond = Tensor::from_vec(vec![0.5f32, 0.2, 0.8, 0.9, 0.5, 0.5, 0.7, 0.8, 0.3], (3, 3), &dev).unwrap();
+    let pair = PairEnergy { size: &size, position: &position };
+    let e = pair.energy(&x, Some(&cond)).unwrap().to_vec1::<f32>().unwrap();
+    let es = size.energy(&x, Some(&cond.narrow(1, 0, 1).unwrap())).unwrap().to_vec1::<f32>().unwrap();
+    let ep = position.energy(&x, Some(&cond.narrow(1, 1, 2).unwrap())).unwrap().to_vec1::<f32>().unwrap();
+    for i in 0..3 {
+        assert!((e[i] - es[i] - ep[i]).abs() < 1e-6, "row {i}: {} vs {} + {}", e[i], es[i], ep[i]);
+    }
+    let (_, g_auto) = ebm_sampler::autograd_energy_and_grad(&pair, &x, Some(&cond)).unwrap();
+    size.set_frozen(true);
+    position.set_frozen(true);
+    let (e_fast, g_fast) = PairEnergy { size: &size, position: &position }.energy_and_grad(&x, Some(&cond)).unwrap();
+    let de = e_fast.to_vec1::<f32>().unwrap().iter().zip(&e).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    let dg = (g_fast - &g_auto).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    let scale = g_auto.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    assert!(de < 1e-5 && dg <= 1e-4 * scale.max(1e-6), "energy off by {de}, gradient by {dg} (of {scale})");
+    let e = PairEnergy { size: &size, position: &position }.energy(&x, Some(&cond.narrow(1, 0, 2).unwrap()));
+    assert!(e.unwrap_err().to_string().contains("[B, 3]"));
+}

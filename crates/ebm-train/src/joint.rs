@@ -1,0 +1,317 @@
+//! Joint fine-tuning of the composition experiment's two models, as the official `ebm_combine.py gentest` does
+//! (igebm-reference 4.5): contrastive divergence on the *sum* `E_s(x | s) + E_p(x | pos)`, each model still
+//! conditioned on its own factor only, over the union of the two training slices (squares of every scale at the
+//! centre, squares of scale 0.75 everywhere). No image of a held-out (scale, position) pair is seen; what the
+//! sum learns is which part of an image each model has to explain, so that the other can vary freely.
+//!
+//! Negative chains run the sum with one sampler (the size model's run config), the same noise for both models;
+//! the replay buffer keeps the joint condition `[scale, x, y]`. The state (both models, both optimizers, the
+//! buffer, the random stream and both data orders) is checkpointed atomically, so an interrupted fine-tune
+//! continues exactly where it stopped.
+
+use crate::cd::{cd_loss, IterStats};
+use crate::cli::open_model;
+use crate::config::RunConfig;
+use crate::image::{chain_starts, load_data, ImageData};
+use crate::optim::{grad_norm, Adam};
+use crate::progress::Progress;
+use crate::run_dir::RunDir;
+use crate::state::{rng_from_meta, rng_meta};
+use anyhow::Context;
+use candle_core::{Device, Tensor};
+use ebm_data::dsprites::Factor;
+use ebm_data::{BatchState, Batches, ImageSet};
+use ebm_io::Bundle;
+use ebm_kernels::Rng;
+use ebm_models::EnergyNet;
+use ebm_replay::{Codec, Policy, ReplayBuffer};
+use ebm_sampler::Energy;
+use std::path::{Path, PathBuf};
+
+/// Format tag of a joint fine-tuning checkpoint.
+pub const JOINT_FORMAT: &str = "ebm-joint-state/1";
+
+/// The two models as one energy over the joint condition `[scale, x, y]`: `E_s(x | scale) + E_p(x | x, y)`.
+pub struct PairEnergy<'a> {
+    pub size: &'a EnergyNet,
+    pub position: &'a EnergyNet,
+}
+
+impl PairEnergy<'_> {
+    fn split(cond: Option<&Tensor>) -> candle_core::Result<(Tensor, Tensor)> {
+        let c = cond.ok_or_else(|| candle_core::Error::Msg("the joint energy needs a [B, 3] condition".into()))?;
+        if c.dims().len() != 2 || c.dims()[1] != 3 {
+            candle_core::bail!("the joint energy takes conditions [B, 3] (scale, x, y), got {:?}", c.dims());
+        }
+        Ok((c.narrow(1, 0, 1)?, c.narrow(1, 1, 2)?))
+    }
+}
+
+impl Energy for PairEnergy<'_> {
+    fn energy(&self, x: &Tensor, cond: Option<&Tensor>) -> candle_core::Result<Tensor> {
+        let (s, p) = Self::split(cond)?;
+        self.size.energy(x, Some(&s))? + self.position.energy(x, Some(&p))?
+    }
+
+    fn energy_and_grad(&self, x: &Tensor, cond: Option<&Tensor>) -> candle_core::Result<(Tensor, Tensor)> {
+        let (s, p) = Self::split(cond)?;
+        let (es, gs) = self.size.energy_and_grad(x, Some(&s))?;
+        let (ep, gp) = self.position.energy_and_grad(x, Some(&p))?;
+        Ok(((es + ep)?, (gs + gp)?))
+    }
+}
+
+/// Everything a joint fine-tune needs to continue exactly.
+pub struct JointState {
+    pub size: EnergyNet,
+    pub position: EnergyNet,
+    size_opt: Adam,
+    position_opt: Adam,
+    replay: ReplayBuffer<u8>,
+    rng: Rng,
+    /// Iterations completed.
+    pub iter: u64,
+    /// Data order of the size slice and of the position slice.
+    orders: [BatchState; 2],
+}
+
+/// The two training slices and the models' run configs.
+pub struct JointSetup {
+    pub size_cfg: RunConfig,
+    pub position_cfg: RunConfig,
+    size_data: ImageData,
+    position_data: ImageData,
+}
+
+/// The joint conditions `[B, 3]` (scale, x, y) of the images at `idx`, from the set's generator latents.
+fn joint_conditions(set: &ImageSet, idx: &[usize]) -> anyhow::Result<Tensor> {
+    Ok(Tensor::cat(&[Factor::Size.batch(set, idx)?, Factor::Position.batch(set, idx)?], 1)?)
+}
+
+impl JointSetup {
+    /// Reads both run configs and generates (or loads) both slices.
+    pub fn new(size_cfg: RunConfig, position_cfg: RunConfig) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            size_cfg.model.input_shape() == position_cfg.model.input_shape(),
+            "the size and position models take images of different shapes ({:?} and {:?})",
+            size_cfg.model.input_shape(),
+            position_cfg.model.input_shape()
+        );
+        anyhow::ensure!(
+            size_cfg.train.batch_size >= 2,
+            "joint fine-tuning draws half of each batch from each slice: batch_size must be at least 2"
+        );
+        let size_data = load_data(&size_cfg).context("the size model's data")?;
+        let position_data = load_data(&position_cfg).context("the position model's data")?;
+        for d in [&size_data.train, &position_data.train] {
+            joint_conditions(d, &[0])
+                .with_context(|| format!("{}: joint fine-tuning needs factor latents", d.name()))?;
+        }
+        Ok(Self { size_cfg, position_cfg, size_data, position_data })
+    }
+
+    fn half(&self) -> usize {
+        self.size_cfg.train.batch_size / 2
+    }
+
+    /// A fresh state from the two separately trained models.
+    pub fn init(&self, size: EnergyNet, position: EnergyNet, seed: u64) -> anyhow::Result<JointState> {
+        let rng = Rng::with_stream(seed, 0x10);
+        let shape = self.size_cfg.model.input_shape();
+        let replay = ReplayBuffer::new(self.size_cfg.replay.capacity, &shape, 3, Codec::Uniform256, Policy::Fifo);
+        let h = self.half();
+        let orders = [
+            Batches::new(self.size_data.train.len(), h, true, rng.fork(1).next_u64())?.state(),
+            Batches::new(self.position_data.train.len(), h, true, rng.fork(2).next_u64())?.state(),
+        ];
+        Ok(JointState {
+            size_opt: Adam::new(size.params().trainable(), self.size_cfg.train.adam)?,
+            position_opt: Adam::new(position.params().trainable(), self.position_cfg.train.adam)?,
+            size,
+            position,
+            replay,
+            rng: rng.fork(3),
+            iter: 0,
+            orders,
+        })
+    }
+
+    /// One iteration: half a batch from each slice under its joint conditions, negatives from the sum (replayed
+    /// or fresh, as in single-model training), the CD + L2 loss on the summed energies, a step of each optimizer.
+    pub fn iteration(&self, st: &mut JointState, total: u64, device: &Device) -> anyhow::Result<IterStats> {
+        let cfg = &self.size_cfg;
+        let (h, shape) = (self.half(), cfg.model.input_shape());
+        let mut xs = Vec::with_capacity(2);
+        let mut cs = Vec::with_capacity(2);
+        for (k, set) in [&self.size_data.train, &self.position_data.train].into_iter().enumerate() {
+            let mut batches = Batches::from_state(set.len(), h, true, st.orders[k])?;
+            let idx = batches.next_batch();
+            st.orders[k] = batches.state();
+            xs.push(set.batch(&idx, None)?.0);
+            cs.push(joint_conditions(set, &idx)?);
+        }
+        let x_pos = Tensor::cat(&xs, 0)?.to_device(device)?;
+        let cond_pos = Tensor::cat(&cs, 0)?.to_device(device)?;
+        let b = 2 * h;
+        let (x0, cond_neg) =
+            chain_starts(&st.replay, &mut st.rng, b, &shape, Some(&cond_pos), cfg.replay.reinit_prob, device)?;
+        let cond_neg = cond_neg.expect("joint chains are conditioned");
+        let seed = st.rng.next_u64();
+        let sampler = cfg.sampler.langevin(cfg.sampler.steps);
+        for m in [&mut st.size, &mut st.position] {
+            m.refresh()?;
+            m.set_frozen(true);
+        }
+        let chain =
+            sampler.run(&PairEnergy { size: &st.size, position: &st.position }, &x0, Some(&cond_neg), None, seed);
+        st.size.set_frozen(false);
+        st.position.set_frozen(false);
+        let x_neg = chain?.x;
+        st.size_opt.cfg.lr = cfg.train.lr_at(cfg.train.adam.lr, st.iter.min(total));
+        st.position_opt.cfg.lr = self.position_cfg.train.lr_at(self.position_cfg.train.adam.lr, st.iter.min(total));
+        let pair = PairEnergy { size: &st.size, position: &st.position };
+        let e_pos = pair.energy(&x_pos, Some(&cond_pos))?;
+        let e_neg = pair.energy(&x_neg.detach(), Some(&cond_neg))?;
+        let loss = cd_loss(&e_pos, &e_neg, cfg.train.ml_coeff, cfg.train.l2_coeff)?;
+        let grads = loss.backward()?;
+        let mut params = st.size.params().trainable();
+        params.extend(st.position.params().trainable());
+        let gn = grad_norm(&grads, &params)?;
+        st.size_opt.step(&grads)?;
+        st.position_opt.step(&grads)?;
+        st.replay.push(&x_neg, Some(&cond_neg), &mut st.rng)?;
+        st.iter += 1;
+        let scalar = |t: &Tensor| -> anyhow::Result<f32> { Ok(t.mean_all()?.to_scalar::<f32>()?) };
+        Ok(IterStats { e_pos: scalar(&e_pos)?, e_neg: scalar(&e_neg)?, loss: scalar(&loss)?, grad_norm: gn })
+    }
+}
+
+impl JointState {
+    /// Writes the state to `path` atomically.
+    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+        let mut b = Bundle::new();
+        for (prefix, m) in [("size/", &self.size), ("position/", &self.position)] {
+            for (name, slot) in m.params().iter() {
+                b.insert(format!("{prefix}{name}"), slot.var.as_tensor().clone());
+            }
+        }
+        self.size_opt.to_bundle(&mut b, "adam_size/")?;
+        self.position_opt.to_bundle(&mut b, "adam_position/")?;
+        self.replay.to_bundle(&mut b, "replay/")?;
+        b.set_meta("ebm.format", JOINT_FORMAT);
+        b.set_meta("iteration", self.iter.to_string());
+        b.set_meta("data_orders", serde_json::to_string(&self.orders)?);
+        rng_meta(&mut b, "rng", self.rng.state());
+        b.save(path)?;
+        Ok(())
+    }
+
+    /// Continues `self` (built by [`JointSetup::init`] from the same models) from a checkpoint written by
+    /// [`JointState::save`].
+    pub fn restore(&mut self, path: &Path, device: &Device) -> anyhow::Result<()> {
+        let b = Bundle::load(path, device)?;
+        anyhow::ensure!(
+            b.metadata.get("ebm.format").map(String::as_str) == Some(JOINT_FORMAT),
+            "{}: not a joint fine-tuning checkpoint",
+            path.display()
+        );
+        self.size.load_tensors_prefixed(&b, "size/", path)?;
+        self.position.load_tensors_prefixed(&b, "position/", path)?;
+        self.size_opt.load_bundle(&b, "adam_size/", path)?;
+        self.position_opt.load_bundle(&b, "adam_position/", path)?;
+        self.replay = ReplayBuffer::from_bundle(&b, "replay/", path)?;
+        self.iter = b.meta(path, "iteration")?.parse().with_context(|| format!("{}: iteration", path.display()))?;
+        self.orders = serde_json::from_str(b.meta(path, "data_orders")?)
+            .with_context(|| format!("{}: data_orders", path.display()))?;
+        self.rng = rng_from_meta(&b, "rng", path)?;
+        Ok(())
+    }
+}
+
+/// The run folders of the fine-tuned pair inside `out`.
+pub fn pair_dirs(out: &Path) -> (PathBuf, PathBuf) {
+    (out.join("size"), out.join("position"))
+}
+
+/// Fine-tunes the models of the run folders `size_dir` and `position_dir` jointly for `iterations` into `out`
+/// (`out/size`, `out/position`: run folders that `compose-shapes` and `sample` read; `out/metrics.jsonl`,
+/// `out/checkpoint.safetensors`). A finished fine-tune in `out` is reused; an interrupted one continues.
+pub fn finetune(
+    size_dir: &Path,
+    position_dir: &Path,
+    out: &Path,
+    iterations: u64,
+    seed: u64,
+    device: &Device,
+) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let (size_out, position_out) = pair_dirs(out);
+    let ckpt = out.join("checkpoint.safetensors");
+    let open = |dir: &Path| -> anyhow::Result<(EnergyNet, RunConfig)> {
+        let (m, cfg) = open_model(dir, device)?;
+        Ok((m, cfg.ok_or_else(|| anyhow::anyhow!("{}: a run folder is needed", dir.display()))?))
+    };
+    let (size, size_cfg) = open(size_dir)?;
+    let (position, position_cfg) = open(position_dir)?;
+    let setup = JointSetup::new(size_cfg, position_cfg)?;
+    let mut st = setup.init(size, position, seed)?;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let mut run = if ckpt.exists() {
+        st.restore(&ckpt, device)?;
+        crate::run_dir::truncate_metrics(&out.join("metrics.jsonl"), st.iter)?;
+        if st.iter >= iterations && size_out.join("model.safetensors").exists() {
+            tracing::info!("reusing the joint fine-tune in {} ({} iterations)", out.display(), st.iter);
+            return Ok((size_out, position_out));
+        }
+        tracing::info!("continuing the joint fine-tune in {} from iteration {}", out.display(), st.iter);
+        RunDir::open(out.to_path_buf(), true)?
+    } else {
+        tracing::info!(
+            "fine-tuning {} and {} jointly for {iterations} iterations into {}",
+            size_dir.display(),
+            position_dir.display(),
+            out.display()
+        );
+        let run = RunDir::open(out.to_path_buf(), false)?;
+        st.save(&ckpt)?;
+        run
+    };
+    let every = setup.size_cfg.train.checkpoint_every;
+    let mut progress = Progress::new(iterations, st.iter, "joint fine-tune");
+    let started = std::time::Instant::now();
+    while st.iter < iterations {
+        let t0 = std::time::Instant::now();
+        let s = setup.iteration(&mut st, iterations, device)?;
+        if let Some(why) = crate::driver::divergence(&s, setup.size_cfg.train.divergence_bound) {
+            anyhow::bail!(
+                "the joint fine-tune diverged at iteration {} ({why}); the last good state is in {}; lower \
+                 train.adam.lr in {}",
+                st.iter,
+                ckpt.display(),
+                size_dir.join("config.toml").display()
+            );
+        }
+        progress.tick(st.iter, &format!("E+ {:.3} E- {:.3} loss {:.4}", s.e_pos, s.e_neg, s.loss));
+        run.log(&serde_json::json!({
+            "iter": st.iter, "e_pos": s.e_pos, "e_neg": s.e_neg, "gap": s.e_pos - s.e_neg, "loss": s.loss,
+            "grad_norm": s.grad_norm, "sec_per_iter": t0.elapsed().as_secs_f64(),
+        }))?;
+        if (every > 0 && st.iter % every == 0) || st.iter == iterations {
+            st.save(&ckpt)?;
+        }
+    }
+    progress.finish(started.elapsed().as_secs_f64());
+    for (dir, m, cfg) in [(&size_out, &st.size, &setup.size_cfg), (&position_out, &st.position, &setup.position_cfg)] {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let mut cfg = cfg.clone();
+        cfg.name = format!("{}-joint", cfg.name);
+        cfg.description = format!(
+            "{} Fine-tuned jointly with its partner for {iterations} iterations (ebm-train compose-shapes \
+             --joint-iterations).",
+            cfg.description
+        );
+        ebm_io::write_atomic(&dir.join("config.toml"), cfg.to_toml().as_bytes())?;
+        m.save(&dir.join("model.safetensors"))?;
+    }
+    crate::figures::curves(&out.join("metrics.jsonl"), &out.join("curves.png"))?;
+    Ok((size_out, position_out))
+}

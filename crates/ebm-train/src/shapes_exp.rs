@@ -6,7 +6,8 @@
 //! the sum of both energies, each under its own condition (`ebm_sampler::Sum` of `Term::with_cond`), and each model
 //! alone under its own condition. Options replace the sum by the size model as a classifier
 //! ([`Composition::Bayes`]), let the size model look at the image recentred on the requested position
-//! ([`SizeFrame::Requested`]) and start the composed chains from the position model's samples (`--init-steps`).
+//! ([`SizeFrame::Requested`]) and start the composed chains from the position model's samples (`--init-steps`);
+//! `--joint-iterations` first fine-tunes the two models together ([`crate::joint`]).
 //! The factor probe measures every sample; a sample is right when its scale and
 //! both coordinates of its position are within 0.1 of the request ([`crate::factors::tolerance`]).
 //!

@@ -167,8 +167,11 @@ impl JointSetup {
         st.size.set_frozen(false);
         st.position.set_frozen(false);
         let x_neg = chain?.x;
-        st.size_opt.cfg.lr = cfg.train.lr_at(cfg.train.adam.lr, st.iter.min(total));
-        st.position_opt.cfg.lr = self.position_cfg.train.lr_at(self.position_cfg.train.adam.lr, st.iter.min(total));
+        // each model's own schedule, stretched over the fine-tune's `total` iterations
+        for (opt, c) in [(&mut st.size_opt, &cfg.train), (&mut st.position_opt, &self.position_cfg.train)] {
+            let schedule = crate::config::TrainLoop { iterations: total, ..c.clone() };
+            opt.cfg.lr = schedule.lr_at(c.adam.lr, st.iter.min(total));
+        }
         let pair = PairEnergy { size: &st.size, position: &st.position };
         let e_pos = pair.energy(&x_pos, Some(&cond_pos))?;
         let e_neg = pair.energy(&x_neg.detach(), Some(&cond_neg))?;
@@ -187,9 +190,10 @@ impl JointSetup {
 }
 
 impl JointState {
-    /// Writes the state to `path` atomically.
-    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+    /// Writes the state to `path` atomically, with `sources` (the separately trained models it started from).
+    pub fn save(&self, path: &Path, sources: &str) -> anyhow::Result<()> {
         let mut b = Bundle::new();
+        b.set_meta("sources", sources);
         for (prefix, m) in [("size/", &self.size), ("position/", &self.position)] {
             for (name, slot) in m.params().iter() {
                 b.insert(format!("{prefix}{name}"), slot.var.as_tensor().clone());
@@ -206,13 +210,19 @@ impl JointState {
         Ok(())
     }
 
-    /// Continues `self` (built by [`JointSetup::init`] from the same models) from a checkpoint written by
-    /// [`JointState::save`].
-    pub fn restore(&mut self, path: &Path, device: &Device) -> anyhow::Result<()> {
+    /// Continues `self` (built by [`JointSetup::init`] from the models named by `sources`) from a checkpoint
+    /// written by [`JointState::save`]; a checkpoint of a fine-tune of other models is refused.
+    pub fn restore(&mut self, path: &Path, sources: &str, device: &Device) -> anyhow::Result<()> {
         let b = Bundle::load(path, device)?;
         anyhow::ensure!(
             b.metadata.get("ebm.format").map(String::as_str) == Some(JOINT_FORMAT),
             "{}: not a joint fine-tuning checkpoint",
+            path.display()
+        );
+        let theirs = b.meta(path, "sources")?;
+        anyhow::ensure!(
+            theirs == sources,
+            "{}: a joint fine-tune of {theirs}, not of {sources}; choose another --out or remove that folder",
             path.display()
         );
         self.size.load_tensors_prefixed(&b, "size/", path)?;
@@ -253,10 +263,11 @@ pub fn finetune(
     let (size, size_cfg) = open(size_dir)?;
     let (position, position_cfg) = open(position_dir)?;
     let setup = JointSetup::new(size_cfg, position_cfg)?;
+    let sources = format!("size model {} and position model {}", size_dir.display(), position_dir.display());
     let mut st = setup.init(size, position, seed)?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut run = if ckpt.exists() {
-        st.restore(&ckpt, device)?;
+        st.restore(&ckpt, &sources, device)?;
         crate::run_dir::truncate_metrics(&out.join("metrics.jsonl"), st.iter)?;
         if st.iter >= iterations && size_out.join("model.safetensors").exists() {
             tracing::info!("reusing the joint fine-tune in {} ({} iterations)", out.display(), st.iter);
@@ -272,7 +283,7 @@ pub fn finetune(
             out.display()
         );
         let run = RunDir::open(out.to_path_buf(), false)?;
-        st.save(&ckpt)?;
+        st.save(&ckpt, &sources)?;
         run
     };
     let every = setup.size_cfg.train.checkpoint_every;
@@ -296,7 +307,7 @@ pub fn finetune(
             "grad_norm": s.grad_norm, "sec_per_iter": t0.elapsed().as_secs_f64(),
         }))?;
         if (every > 0 && st.iter % every == 0) || st.iter == iterations {
-            st.save(&ckpt)?;
+            st.save(&ckpt, &sources)?;
         }
     }
     progress.finish(started.elapsed().as_secs_f64());

@@ -249,11 +249,13 @@ fn joint_fine_tune_of_the_pair_resumes_bit_for_bit() {
     }
     let d = tmpdir("joint");
     let ckpt = d.join("joint.safetensors");
-    first.save(&ckpt).unwrap();
+    first.save(&ckpt, "test pair").unwrap();
     drop(first);
     let (s0, p0) = models();
     let mut resumed = setup.init(s0, p0, 5).unwrap();
-    resumed.restore(&ckpt, &dev).unwrap();
+    let e = resumed.restore(&ckpt, "another pair", &dev).unwrap_err().to_string();
+    assert!(e.contains("joint.safetensors") && e.contains("test pair") && e.contains("another pair"), "{e}");
+    resumed.restore(&ckpt, "test pair", &dev).unwrap();
     assert_eq!(resumed.iter, 4);
     for _ in 0..2 {
         setup.iteration(&mut resumed, 6, &dev).unwrap();
@@ -264,7 +266,7 @@ fn joint_fine_tune_of_the_pair_resumes_bit_for_bit() {
     // a single-model checkpoint is refused with the file's name
     let single = image::init_state(&size_cfg, &image::load_data(&size_cfg).unwrap(), &dev).unwrap();
     single.save(&d.join("single.safetensors")).unwrap();
-    let e = resumed.restore(&d.join("single.safetensors"), &dev).unwrap_err().to_string();
+    let e = resumed.restore(&d.join("single.safetensors"), "test pair", &dev).unwrap_err().to_string();
     assert!(e.contains("single.safetensors") && e.contains("not a joint"), "{e}");
     let _ = std::fs::remove_dir_all(&d);
 }

@@ -302,3 +302,66 @@ fn the_pair_energy_is_the_sum_of_the_models_and_its_gradient_the_sum_of_theirs()
     let e = PairEnergy { size: &size, position: &position }.energy(&x, Some(&cond.narrow(1, 0, 2).unwrap()));
     assert!(e.unwrap_err().to_string().contains("[B, 3]"));
 }
+
+fn cli(args: &[&str]) -> anyhow::Result<()> {
+    use clap::Parser;
+    let argv = std::iter::once("ebm-train").chain(args.iter().copied());
+    ebm_train::cli::run(ebm_train::cli::Cli::try_parse_from(argv)?)
+}
+
+#[test]
+fn compose_shapes_fine_tunes_jointly_then_measures_every_pair() {
+    let d = tmpdir("compose-shapes");
+    let p = |q: &std::path::Path| q.to_str().unwrap().to_string();
+    for (preset, name) in [("shapes-size-cpu", "size"), ("shapes-position-cpu", "position")] {
+        let (mut cfg, _) = tiny(preset);
+        cfg.train.iterations = 2;
+        std::fs::write(d.join(format!("{name}.toml")), cfg.to_toml()).unwrap();
+        let (toml, out) = (d.join(format!("{name}.toml")), d.join(name));
+        cli(&["train", "--config", &p(&toml), "--out", &p(&out)]).unwrap();
+    }
+    let out = d.join("exp");
+    let args = |size: &str| {
+        vec![
+            "compose-shapes".to_string(),
+            "--size-model".into(),
+            p(&d.join(size)),
+            "--position-model".into(),
+            p(&d.join("position")),
+            "--joint-iterations".into(),
+            "2".into(),
+            "--samples-per-pair".into(),
+            "1".into(),
+            "--steps".into(),
+            "2".into(),
+            "--out".into(),
+            p(&out),
+        ]
+    };
+    let run = |size: &str| cli(&args(size).iter().map(String::as_str).collect::<Vec<_>>());
+    run("size").unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("compose_shapes.json")).unwrap()).unwrap();
+    let pairs = report["pairs"].as_array().unwrap();
+    assert_eq!(pairs.len(), 25);
+    assert_eq!(pairs.iter().filter(|q| q["held_out"].as_bool().unwrap()).count(), 16);
+    assert_eq!(report["joint_iterations"], 2);
+    assert_eq!(report["size_model"].as_str().unwrap(), p(&out.join("joint").join("size")));
+    assert_eq!(report["separate_models"][0].as_str().unwrap(), p(&d.join("size")));
+    for k in ["held_out_composed", "held_out_size_only", "held_out_position_only"] {
+        assert!((0.0..=1.0).contains(&report[k].as_f64().unwrap()), "{k}: {}", report[k]);
+    }
+    for f in ["composed.png", "size_only.png", "position_only.png", "joint/curves.png", "joint/size/config.toml"] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+    let logged = || std::fs::read_to_string(out.join("joint").join("metrics.jsonl")).unwrap().lines().count();
+    assert_eq!(logged(), 2);
+    // a second call reuses the finished fine-tune instead of training again
+    run("size").unwrap();
+    assert_eq!(logged(), 2);
+    // the fine-tune of one pair is not continued with another
+    std::fs::rename(d.join("size"), d.join("size-renamed")).unwrap();
+    let e = run("size-renamed").unwrap_err().to_string();
+    assert!(e.contains("choose another --out"), "{e}");
+    let _ = std::fs::remove_dir_all(&d);
+}

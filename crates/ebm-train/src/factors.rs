@@ -17,6 +17,7 @@ use ebm_data::ImageSet;
 use ebm_eval::probe::{self, Measurement};
 use ebm_kernels::Rng;
 use ebm_models::EnergyNet;
+use ebm_sampler::{Energy, Langevin};
 use serde::Serialize;
 
 /// How far a measured factor may be from the requested one and still count as right: 0.1 in scale (of dSprites'
@@ -92,8 +93,50 @@ fn fraction(errs: &[f64], tol: f64) -> f64 {
     errs.iter().filter(|&&e| e <= tol).count() as f64 / errs.len().max(1) as f64
 }
 
-/// Chains from uniform noise under the given conditions `[N, D]`, `steps` Langevin steps of the run's sampler, in
-/// chunks of 100.
+/// One stage of [`chunked_chains`]: an energy, the condition its chunk of chains runs under (if the energy does not
+/// carry its own), and a number of steps.
+pub type Stage<'a> = (Box<dyn Energy + 'a>, Option<Tensor>, usize);
+
+/// Runs `n` chains of images of `shape` from uniform noise in [0, 1], in chunks of 100: on each chunk, the stages
+/// that `stages(start, k)` returns, each from the previous one's end, with `sampler`'s settings and that stage's
+/// steps. `rng` draws each chunk's starts, then one chain seed per stage.
+pub fn chunked_chains<'a>(
+    n: usize,
+    shape: &[usize],
+    sampler: &Langevin,
+    rng: &mut Rng,
+    device: &Device,
+    mut stages: impl FnMut(usize, usize) -> anyhow::Result<Vec<Stage<'a>>>,
+) -> anyhow::Result<Tensor> {
+    let per: usize = shape.iter().product();
+    let mut out = Vec::new();
+    for start in (0..n).step_by(100) {
+        let k = (n - start).min(100);
+        let dims: Vec<usize> = std::iter::once(k).chain(shape.iter().copied()).collect();
+        let mut x = Tensor::from_vec(rng.uniform_vec(k * per, 0.0, 1.0), dims, device)?;
+        for (e, cond, steps) in stages(start, k)? {
+            let stage = Langevin { steps, ..sampler.clone() };
+            x = stage.run(&*e, &x, cond.as_ref(), None, rng.next_u64())?.x;
+        }
+        out.push(x);
+    }
+    Ok(Tensor::cat(&out, 0)?)
+}
+
+/// A borrowed model as a boxed [`Energy`] (keeping its own input-gradient path).
+struct ByRef<'a>(&'a EnergyNet);
+
+impl Energy for ByRef<'_> {
+    fn energy(&self, x: &Tensor, cond: Option<&Tensor>) -> candle_core::Result<Tensor> {
+        self.0.energy(x, cond)
+    }
+    fn energy_and_grad(&self, x: &Tensor, cond: Option<&Tensor>) -> candle_core::Result<(Tensor, Tensor)> {
+        self.0.energy_and_grad(x, cond)
+    }
+}
+
+/// Chains from uniform noise under the given conditions `[N, D]`, `steps` Langevin steps of the run's sampler
+/// ([`chunked_chains`]).
 pub fn sample_under(
     model: &mut EnergyNet,
     cfg: &RunConfig,
@@ -102,22 +145,16 @@ pub fn sample_under(
     seed: u64,
     device: &Device,
 ) -> anyhow::Result<Tensor> {
-    let n = conds.dims()[0];
     let shape = cfg.model.input_shape();
-    let per: usize = shape.iter().product();
     let mut rng = Rng::with_stream(seed, 0x5b);
     let sampler = cfg.sampler.langevin(steps);
     model.set_frozen(true);
-    let mut out = Vec::new();
-    for start in (0..n).step_by(100) {
-        let k = (n - start).min(100);
-        let dims: Vec<usize> = std::iter::once(k).chain(shape.iter().copied()).collect();
-        let x0 = Tensor::from_vec(rng.uniform_vec(k * per, 0.0, 1.0), dims, device)?;
-        let c = conds.narrow(0, start, k)?.to_device(device)?;
-        out.push(sampler.run(&*model, &x0, Some(&c), None, rng.next_u64())?.x);
-    }
+    let m: &EnergyNet = model;
+    let out = chunked_chains(conds.dims()[0], &shape, &sampler, &mut rng, device, |start, k| {
+        Ok(vec![(Box::new(ByRef(m)) as Box<dyn Energy>, Some(conds.narrow(0, start, k)?.to_device(device)?), steps)])
+    });
     model.set_frozen(false);
-    Ok(Tensor::cat(&out, 0)?)
+    out
 }
 
 /// Fresh samples under `eval.samples` test conditions, judged by the probe; returns the samples and their

@@ -20,14 +20,14 @@
 
 use crate::cli::{open_model, TrainArgs};
 use crate::config::{DataConfig, RunConfig};
-use crate::factors::{factor_error, tolerance};
+use crate::factors::{chunked_chains, factor_error, tolerance, Stage};
 use candle_core::{Device, Tensor};
 use ebm_data::dsprites::Factor;
 use ebm_data::shapes::Shape;
 use ebm_eval::probe;
 use ebm_kernels::Rng;
 use ebm_models::{EnergyNet, ModelConfig};
-use ebm_sampler::{Energy, Langevin, LogSumExp, Neg, Sum, Term};
+use ebm_sampler::{Energy, LogSumExp, Neg, Sum, Term};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -324,33 +324,6 @@ fn score(errs: &[(f64, f64)], tol: f64) -> Score {
     }
 }
 
-/// Runs `sampler` from uniform noise for `n` chains of `shape`, in chunks of 100: on each chunk, one chain per
-/// energy that `energy_for(start, k)` returns, each from the previous one's end, with that energy's number of
-/// steps (its terms get the matching rows of their conditions).
-fn sample_chunks(
-    n: usize,
-    shape: &[usize],
-    sampler: &Langevin,
-    seed: u64,
-    device: &Device,
-    mut energy_for: impl FnMut(usize, usize) -> anyhow::Result<Vec<(Box<dyn Energy>, usize)>>,
-) -> anyhow::Result<Tensor> {
-    let per: usize = shape.iter().product();
-    let mut rng = Rng::with_stream(seed, 0xc5);
-    let mut out = Vec::new();
-    for start in (0..n).step_by(100) {
-        let k = (n - start).min(100);
-        let dims: Vec<usize> = std::iter::once(k).chain(shape.iter().copied()).collect();
-        let mut x = Tensor::from_vec(rng.uniform_vec(k * per, 0.0, 1.0), dims, device)?;
-        for (e, steps) in energy_for(start, k)? {
-            let stage = Langevin { steps, ..sampler.clone() };
-            x = stage.run(&*e, &x, None, None, rng.next_u64())?.x;
-        }
-        out.push(x);
-    }
-    Ok(Tensor::cat(&out, 0)?)
-}
-
 /// The experiment (see the module documentation).
 pub fn run(a: &ComposeShapesArgs, device: &Device) -> anyhow::Result<()> {
     let size_dir = model_dir(a.size_model.as_deref(), Factor::Size, a)?;
@@ -408,7 +381,10 @@ pub fn run(a: &ComposeShapesArgs, device: &Device) -> anyhow::Result<()> {
         a.composition,
         a.size_frame
     );
-    let composed = sample_chunks(n, &shape, &sampler, a.seed, device, |s, k| {
+    let chains = |stages: &mut dyn FnMut(usize, usize) -> anyhow::Result<Vec<Stage<'static>>>| {
+        chunked_chains(n, &shape, &sampler, &mut Rng::with_stream(a.seed, 0xc5), device, stages)
+    };
+    let composed = chains(&mut |s, k| {
         let (sc, pc) = (sc.narrow(0, s, k)?, pc.narrow(0, s, k)?);
         let size: Arc<dyn Energy + Send + Sync> = match a.size_frame {
             SizeFrame::Image => sm.clone(),
@@ -421,22 +397,24 @@ pub fn run(a: &ComposeShapesArgs, device: &Device) -> anyhow::Result<()> {
             ])),
             Composition::Bayes => Box::new(bayes_composite(pm.clone(), &pc, size, &sc, &grid, sw)?),
         };
-        let mut stages: Vec<(Box<dyn Energy>, usize)> = Vec::new();
+        let mut stages: Vec<Stage> = Vec::new();
         if init > 0 {
-            stages.push((Box::new(Sum::new(vec![Term::new(pm.clone(), 1.0).with_cond(pc)])), init));
+            stages.push((Box::new(Sum::new(vec![Term::new(pm.clone(), 1.0).with_cond(pc)])), None, init));
         }
-        stages.push((e, steps));
+        stages.push((e, None, steps));
         Ok(stages)
     })?;
-    let size_only = sample_chunks(n, &shape, &sampler, a.seed, device, |s, k| {
+    let size_only = chains(&mut |s, k| {
         Ok(vec![(
             Box::new(Sum::new(vec![Term::new(sm.clone(), 1.0).with_cond(sc.narrow(0, s, k)?)])) as _,
+            None,
             init + steps,
         )])
     })?;
-    let position_only = sample_chunks(n, &shape, &sampler, a.seed, device, |s, k| {
+    let position_only = chains(&mut |s, k| {
         Ok(vec![(
             Box::new(Sum::new(vec![Term::new(pm.clone(), 1.0).with_cond(pc.narrow(0, s, k)?)])) as _,
+            None,
             init + steps,
         )])
     })?;

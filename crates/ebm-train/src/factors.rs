@@ -97,12 +97,14 @@ fn fraction(errs: &[f64], tol: f64) -> f64 {
 /// carry its own), and a number of steps.
 pub type Stage<'a> = (Box<dyn Energy + 'a>, Option<Tensor>, usize);
 
-/// Runs `n` chains of images of `shape` from uniform noise in [0, 1], in chunks of 100: on each chunk, the stages
-/// that `stages(start, k)` returns, each from the previous one's end, with `sampler`'s settings and that stage's
-/// steps. `rng` draws each chunk's starts, then one chain seed per stage.
+/// Runs `n` chains of images of `shape` from `starts` (`[n, ...]`) or, when `None`, from uniform noise in [0, 1],
+/// in chunks of 100: on each chunk, the stages that `stages(start, k)` returns, each from the previous one's end,
+/// with `sampler`'s settings and that stage's steps. `rng` draws each chunk's noise starts, then one chain seed
+/// per stage.
 pub fn chunked_chains<'a>(
     n: usize,
     shape: &[usize],
+    starts: Option<&Tensor>,
     sampler: &Langevin,
     rng: &mut Rng,
     device: &Device,
@@ -113,7 +115,10 @@ pub fn chunked_chains<'a>(
     for start in (0..n).step_by(100) {
         let k = (n - start).min(100);
         let dims: Vec<usize> = std::iter::once(k).chain(shape.iter().copied()).collect();
-        let mut x = Tensor::from_vec(rng.uniform_vec(k * per, 0.0, 1.0), dims, device)?;
+        let mut x = match starts {
+            Some(s) => s.narrow(0, start, k)?.to_device(device)?,
+            None => Tensor::from_vec(rng.uniform_vec(k * per, 0.0, 1.0), dims, device)?,
+        };
         for (e, cond, steps) in stages(start, k)? {
             let stage = Langevin { steps, ..sampler.clone() };
             x = stage.run(&*e, &x, cond.as_ref(), None, rng.next_u64())?.x;
@@ -150,7 +155,7 @@ pub fn sample_under(
     let sampler = cfg.sampler.langevin(steps);
     model.set_frozen(true);
     let m: &EnergyNet = model;
-    let out = chunked_chains(conds.dims()[0], &shape, &sampler, &mut rng, device, |start, k| {
+    let out = chunked_chains(conds.dims()[0], &shape, None, &sampler, &mut rng, device, |start, k| {
         Ok(vec![(Box::new(ByRef(m)) as Box<dyn Energy>, Some(conds.narrow(0, start, k)?.to_device(device)?), steps)])
     });
     model.set_frozen(false);

@@ -16,7 +16,8 @@
 //! of its samples and at least twice as often as either model alone.
 //!
 //! Outputs in `--out`: `size/` and `position/` (the runs, when trained here), `composed.png`, `size_only.png`,
-//! `position_only.png` (one sample per pair: a row per scale, a column per position) and `compose_shapes.json`.
+//! `position_only.png`, `composed_from_truth.png` (one sample per pair: a row per scale, a column per position) and
+//! `compose_shapes.json`.
 
 use crate::cli::{open_model, TrainArgs};
 use crate::config::{DataConfig, RunConfig};
@@ -132,6 +133,9 @@ pub struct PairResult {
     /// In neither training set.
     pub held_out: bool,
     pub composed: Score,
+    /// The composed chains started at the generator's image of the pair: does the composed energy keep the right
+    /// image once it is there?
+    pub composed_from_truth: Score,
     pub size_only: Score,
     pub position_only: Score,
 }
@@ -161,6 +165,10 @@ pub struct Report {
     /// The size model's own samples translated (by whole pixels) to the requested position: what the knowledge
     /// that [`SizeFrame::Requested`] builds in gives without the position model.
     pub held_out_size_only_translated: f64,
+    /// The generator's own images of the held-out pairs (the probe's ceiling).
+    pub held_out_truth: f64,
+    /// The composed chains started at those images instead of noise (see [`PairResult::composed_from_truth`]).
+    pub held_out_composed_from_truth: f64,
     /// Composed >= 60% and >= 2x each single model on held-out pairs.
     pub meets_bar: bool,
     pub pairs: Vec<PairResult>,
@@ -324,6 +332,22 @@ fn score(errs: &[(f64, f64)], tol: f64) -> Score {
     }
 }
 
+/// The generator's image (a square at orientation 0, 4x4 supersampling) of each pair, `k` copies each, as
+/// `[pairs * k, 1, side, side]` in [0, 1].
+fn true_images(pairs: &[(f32, [f32; 2])], k: usize, side: usize, device: &Device) -> anyhow::Result<Tensor> {
+    let ss = 4u32;
+    let mut v = Vec::with_capacity(pairs.len() * k * side * side);
+    for &(scale, [pos_x, pos_y]) in pairs {
+        let sprite = ebm_data::shapes::Sprite { shape: Shape::Square, scale, orientation: 0.0, pos_x, pos_y };
+        let img: Vec<f32> =
+            ebm_data::shapes::render(&sprite, side, ss).iter().map(|&c| c as f32 / (ss * ss) as f32).collect();
+        for _ in 0..k {
+            v.extend_from_slice(&img);
+        }
+    }
+    Ok(Tensor::from_vec(v, (pairs.len() * k, 1, side, side), device)?)
+}
+
 /// The experiment (see the module documentation).
 pub fn run(a: &ComposeShapesArgs, device: &Device) -> anyhow::Result<()> {
     let size_dir = model_dir(a.size_model.as_deref(), Factor::Size, a)?;
@@ -381,10 +405,11 @@ pub fn run(a: &ComposeShapesArgs, device: &Device) -> anyhow::Result<()> {
         a.composition,
         a.size_frame
     );
-    let chains = |stages: &mut dyn FnMut(usize, usize) -> anyhow::Result<Vec<Stage<'static>>>| {
-        chunked_chains(n, &shape, &sampler, &mut Rng::with_stream(a.seed, 0xc5), device, stages)
+    let chains = |starts: Option<&Tensor>,
+                  stages: &mut dyn FnMut(usize, usize) -> anyhow::Result<Vec<Stage<'static>>>| {
+        chunked_chains(n, &shape, starts, &sampler, &mut Rng::with_stream(a.seed, 0xc5), device, stages)
     };
-    let composed = chains(&mut |s, k| {
+    let mut composed_stages = |s: usize, k: usize| -> anyhow::Result<Vec<Stage<'static>>> {
         let (sc, pc) = (sc.narrow(0, s, k)?, pc.narrow(0, s, k)?);
         let size: Arc<dyn Energy + Send + Sync> = match a.size_frame {
             SizeFrame::Image => sm.clone(),
@@ -403,15 +428,20 @@ pub fn run(a: &ComposeShapesArgs, device: &Device) -> anyhow::Result<()> {
         }
         stages.push((e, None, steps));
         Ok(stages)
-    })?;
-    let size_only = chains(&mut |s, k| {
+    };
+    let composed = chains(None, &mut composed_stages)?;
+    // the same composed chains started at the generator's image of each requested pair: whether the composed
+    // energy holds the right image once there (a failure from noise is then one of mixing, not of the energy)
+    let truth = true_images(&pairs, k, side, device)?;
+    let from_truth = chains(Some(&truth), &mut composed_stages)?;
+    let size_only = chains(None, &mut |s, k| {
         Ok(vec![(
             Box::new(Sum::new(vec![Term::new(sm.clone(), 1.0).with_cond(sc.narrow(0, s, k)?)])) as _,
             None,
             init + steps,
         )])
     })?;
-    let position_only = chains(&mut |s, k| {
+    let position_only = chains(None, &mut |s, k| {
         Ok(vec![(
             Box::new(Sum::new(vec![Term::new(pm.clone(), 1.0).with_cond(pc.narrow(0, s, k)?)])) as _,
             None,
@@ -436,6 +466,7 @@ pub fn run(a: &ComposeShapesArgs, device: &Device) -> anyhow::Result<()> {
             .collect())
     };
     let (ec, es, ep) = (errors(&composed)?, errors(&size_only)?, errors(&position_only)?);
+    let (et0, efrom) = (errors(&truth)?, errors(&from_truth)?);
     let et = errors(&size_translated)?;
     let held = |(s, p): (f32, [f32; 2])| s != 0.75 && p != [0.5, 0.5];
     let results: Vec<PairResult> = pairs
@@ -446,12 +477,14 @@ pub fn run(a: &ComposeShapesArgs, device: &Device) -> anyhow::Result<()> {
             position: p,
             held_out: held((s, p)),
             composed: score(&ec[j * k..(j + 1) * k], tol),
+            composed_from_truth: score(&efrom[j * k..(j + 1) * k], tol),
             size_only: score(&es[j * k..(j + 1) * k], tol),
             position_only: score(&ep[j * k..(j + 1) * k], tol),
         })
         .collect();
     let held_errs =
         |e: &[(f64, f64)]| -> Vec<(f64, f64)> { (0..n).filter(|&i| held(pairs[i / k])).map(|i| e[i]).collect() };
+    let (h_truth, h_from) = (score(&held_errs(&et0), tol).both_within, score(&held_errs(&efrom), tol).both_within);
     let (hc, hs, hp, ht) = (
         score(&held_errs(&ec), tol).both_within,
         score(&held_errs(&es), tol).both_within,
@@ -475,13 +508,21 @@ pub fn run(a: &ComposeShapesArgs, device: &Device) -> anyhow::Result<()> {
         held_out_size_only: hs,
         held_out_position_only: hp,
         held_out_size_only_translated: ht,
+        held_out_truth: h_truth,
+        held_out_composed_from_truth: h_from,
         meets_bar: hc >= 0.6 && hc >= 2.0 * hs && hc >= 2.0 * hp,
         pairs: results,
     };
     std::fs::create_dir_all(&a.out)?;
     let first: Vec<u32> = (0..pairs.len()).map(|j| (j * k) as u32).collect();
     let idx = Tensor::new(first.as_slice(), composed.device())?;
-    for (name, x) in [("composed", &composed), ("size_only", &size_only), ("position_only", &position_only)] {
+    let figures = [
+        ("composed", &composed),
+        ("size_only", &size_only),
+        ("position_only", &position_only),
+        ("composed_from_truth", &from_truth),
+    ];
+    for (name, x) in figures {
         let png = a.out.join(format!("{name}.png"));
         crate::figures::image_grid_png(&x.index_select(&idx, 0)?, None, POSITIONS.len(), &png)?;
     }
@@ -489,13 +530,16 @@ pub fn run(a: &ComposeShapesArgs, device: &Device) -> anyhow::Result<()> {
     println!(
         "held-out (scale, position) pairs ({side}x{side}, {k} samples each, scale and position within {tol}): composed \
          {:.1}%, size model alone {:.1}%, position model alone {:.1}% -> {} (size model alone, translated to the \
-         request: {:.1}%)\n  outputs in {}: composed.png, \
-         size_only.png, position_only.png (rows: scales {:?}; columns: positions {:?}), compose_shapes.json",
+         request: {:.1}%; composed chains started at the true images: {:.1}%, the true images themselves {:.1}%)\n  \
+         outputs in {}: composed.png, size_only.png, position_only.png, composed_from_truth.png (rows: scales \
+         {:?}; columns: positions {:?}), compose_shapes.json",
         100.0 * hc,
         100.0 * hs,
         100.0 * hp,
         if report.meets_bar { "meets the bar (>= 60% and >= 2x each single model)" } else { "below the bar" },
         100.0 * ht,
+        100.0 * h_from,
+        100.0 * h_truth,
         a.out.display(),
         SCALES,
         POSITIONS,

@@ -51,6 +51,10 @@ impl Offsets {
 }
 
 /// Images per product and the number of groups.
+/// At most this many partial weight gradients are summed (each `cout x kdim` floats): enough tasks for 16
+/// cores, a bounded amount of memory, and a summation order fixed by the geometry alone.
+const MAX_WEIGHT_PARTIALS: usize = 16;
+
 fn grouping(g: &ConvGeom) -> (usize, usize) {
     let per = MIN_COLS.div_ceil(g.p().max(1)).clamp(1, g.batch.max(1));
     (per, g.batch.div_ceil(per))
@@ -243,11 +247,15 @@ pub fn backward_weight(g: &ConvGeom, x: &[f32], dy: &[f32], bias: Option<&[f32]>
     let (kd, np, cout) = (g.kdim(), g.p(), g.cout);
     let off = Offsets::new(g);
     let (per, ngroups) = grouping(g);
-    let partial = (0..ngroups)
+    // Each task sums a fixed run of groups and the partial sums are added in order, so the result does not depend
+    // on the thread count or on how rayon splits the work (a `fold`/`reduce` would: float addition is not
+    // associative, and a resumed run must repeat its gradients bit for bit).
+    let span = ngroups.div_ceil(MAX_WEIGHT_PARTIALS).max(1);
+    let partials: Vec<Vec<f32>> = (0..ngroups.div_ceil(span))
         .into_par_iter()
-        .fold(
-            || vec![0f32; cout * kd],
-            |mut acc, gi| {
+        .map(|blk| {
+            let mut acc = vec![0f32; cout * kd];
+            for gi in blk * span..((blk + 1) * span).min(ngroups) {
                 let b0 = gi * per;
                 let nb = per.min(g.batch - b0);
                 // A(co, n) = dy[b0 + n / np][co][n % np]
@@ -288,15 +296,12 @@ pub fn backward_weight(g: &ConvGeom, x: &[f32], dy: &[f32], bias: Option<&[f32]>
                     };
                     gemm_packed_a(&pa, kd, pack, &mut acc, kd, 1, true);
                 });
-                acc
-            },
-        )
-        .reduce_with(|mut a, b| {
-            a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-            a
-        });
-    match partial {
-        Some(p) => dw.copy_from_slice(&p),
-        None => dw.fill(0.0),
+            }
+            acc
+        })
+        .collect();
+    dw.fill(0.0);
+    for p in &partials {
+        dw.iter_mut().zip(p).for_each(|(x, y)| *x += y);
     }
 }

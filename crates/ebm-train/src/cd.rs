@@ -38,12 +38,14 @@ pub fn negatives(
     Ok(chain?.x)
 }
 
-/// The parameter update from positives and (already sampled) negatives; uses the normalised weights of the last
-/// refresh, with their gradient paths to the raw weights.
+/// The parameter update from positives and (already sampled) negatives: the loss on `energy`'s values, one
+/// backward pass, and a step of each optimizer in `opts` (one per model the energy is made of; each steps its own
+/// parameters). A model uses the normalised weights of its last refresh, with their gradient paths to the raw
+/// weights. The gradient norm is over the parameters of all `opts` together.
 #[allow(clippy::too_many_arguments)] // positives, negatives and the two loss coefficients, each named at the call
-pub fn update(
-    model: &EnergyNet,
-    opt: &mut Adam,
+pub fn update<E: Energy + ?Sized>(
+    energy: &E,
+    opts: &mut [&mut Adam],
     x_pos: &Tensor,
     cond_pos: Option<&Tensor>,
     x_neg: &Tensor,
@@ -51,13 +53,15 @@ pub fn update(
     ml_coeff: f64,
     l2_coeff: f64,
 ) -> Result<IterStats> {
-    let e_pos = model.energy(x_pos, cond_pos)?;
-    let e_neg = model.energy(&x_neg.detach(), cond_neg)?;
+    let e_pos = energy.energy(x_pos, cond_pos)?;
+    let e_neg = energy.energy(&x_neg.detach(), cond_neg)?;
     let loss = cd_loss(&e_pos, &e_neg, ml_coeff, l2_coeff)?;
     let grads = loss.backward()?;
-    let params = model.params().trainable();
+    let params: Vec<_> = opts.iter().flat_map(|o| o.params().iter().cloned()).collect();
     let gn = grad_norm(&grads, &params)?;
-    opt.step(&grads)?;
+    for opt in opts.iter_mut() {
+        opt.step(&grads)?;
+    }
     let scalar = |t: &Tensor| -> Result<f32> { t.mean_all()?.to_dtype(candle_core::DType::F32)?.to_scalar::<f32>() };
     Ok(IterStats { e_pos: scalar(&e_pos)?, e_neg: scalar(&e_neg)?, loss: scalar(&loss)?, grad_norm: gn })
 }

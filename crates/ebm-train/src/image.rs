@@ -203,7 +203,7 @@ pub fn iteration(st: &mut TrainState<u8>, data: &ImageData, device: &Device) -> 
     let (ml, l2) = (cfg.train.ml_coeff, cfg.train.l2_coeff);
     st.model.set_training(true);
     let x_neg = negatives(&mut st.model, &sampler, &x0, cond_neg.as_ref(), seed)?;
-    let stats = update(&st.model, &mut st.opt, &x_pos, cond_pos.as_ref(), &x_neg, cond_neg.as_ref(), ml, l2);
+    let stats = update(&st.model, &mut [&mut st.opt], &x_pos, cond_pos.as_ref(), &x_neg, cond_neg.as_ref(), ml, l2);
     st.model.set_training(false);
     let stats = stats?;
     st.replay.push(&x_neg, cond_neg.as_ref(), &mut st.rng)?;

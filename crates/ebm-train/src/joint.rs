@@ -9,11 +9,11 @@
 //! buffer, the random stream and both data orders) is checkpointed atomically, so an interrupted fine-tune
 //! continues exactly where it stopped.
 
-use crate::cd::{cd_loss, IterStats};
+use crate::cd::{update, IterStats};
 use crate::cli::open_model;
 use crate::config::RunConfig;
 use crate::image::{chain_starts, load_data, ImageData};
-use crate::optim::{grad_norm, Adam};
+use crate::optim::Adam;
 use crate::progress::Progress;
 use crate::run_dir::RunDir;
 use crate::state::{rng_from_meta, rng_meta};
@@ -173,19 +173,12 @@ impl JointSetup {
             opt.cfg.lr = schedule.lr_at(c.adam.lr, st.iter.min(total));
         }
         let pair = PairEnergy { size: &st.size, position: &st.position };
-        let e_pos = pair.energy(&x_pos, Some(&cond_pos))?;
-        let e_neg = pair.energy(&x_neg.detach(), Some(&cond_neg))?;
-        let loss = cd_loss(&e_pos, &e_neg, cfg.train.ml_coeff, cfg.train.l2_coeff)?;
-        let grads = loss.backward()?;
-        let mut params = st.size.params().trainable();
-        params.extend(st.position.params().trainable());
-        let gn = grad_norm(&grads, &params)?;
-        st.size_opt.step(&grads)?;
-        st.position_opt.step(&grads)?;
+        let (ml, l2) = (cfg.train.ml_coeff, cfg.train.l2_coeff);
+        let opts = &mut [&mut st.size_opt, &mut st.position_opt];
+        let stats = update(&pair, opts, &x_pos, Some(&cond_pos), &x_neg, Some(&cond_neg), ml, l2)?;
         st.replay.push(&x_neg, Some(&cond_neg), &mut st.rng)?;
         st.iter += 1;
-        let scalar = |t: &Tensor| -> anyhow::Result<f32> { Ok(t.mean_all()?.to_scalar::<f32>()?) };
-        Ok(IterStats { e_pos: scalar(&e_pos)?, e_neg: scalar(&e_neg)?, loss: scalar(&loss)?, grad_norm: gn })
+        Ok(stats)
     }
 }
 

@@ -56,6 +56,11 @@ impl Adam {
         Ok(Self { cfg, params, m, v, t: 0 })
     }
 
+    /// The parameters it steps, by name.
+    pub fn params(&self) -> &[(String, Var)] {
+        &self.params
+    }
+
     /// Steps taken so far.
     pub fn steps(&self) -> u64 {
         self.t

@@ -259,8 +259,8 @@ pub fn recentring_shift(p: [f32; 2], side: usize) -> (i32, i32) {
 }
 
 /// An energy that looks at each image translated by its own whole-pixel shift: `E(x) = E_inner(T_b x)`, with
-/// [`translate`] as `T_b`. Its input gradient is the inner one translated back, `T_b^T g`, which is `T_{-b} g`
-/// on the pixels that stay inside the image (and 0 on those the translation drops).
+/// [`translate`] as `T_b`. Its input gradient is the inner one translated back, `T_b^T g = T_{-b} g` (0 on the
+/// pixels the translation drops).
 pub struct Recentred {
     pub inner: Arc<dyn Energy + Send + Sync>,
     /// One `(t_x, t_y)` per row of the batch.
@@ -280,10 +280,9 @@ impl Energy for Recentred {
 
     fn energy_and_grad(&self, x: &Tensor, cond: Option<&Tensor>) -> candle_core::Result<(Tensor, Tensor)> {
         let (e, g) = self.inner.energy_and_grad(&translate(x, &self.shifts)?, cond)?;
-        // the transpose of "take the pixel t away" is "put it back t away", and zero where nothing was taken
-        let g = translate(&g, &self.back())?;
-        let kept = translate(&translate(&x.ones_like()?, &self.shifts)?, &self.back())?;
-        Ok((e, (g * kept)?))
+        // the transpose of "pixel y takes x(y - t)" gives pixel p the gradient at p + t, and 0 when p + t is outside
+        // the image: exactly the translation by -t
+        Ok((e, translate(&g, &self.back())?))
     }
 }
 

@@ -494,10 +494,7 @@ pub fn compose_images(
     let (mut sampler, range) = image_sampler(parts, o.steps);
     sampler.temperature = o.temperature;
     let mut rng = Rng::with_stream(o.seed, 0xc0);
-    let mut dims = vec![o.samples];
-    dims.extend_from_slice(&shape);
-    let per: usize = shape.iter().product();
-    let x0 = Tensor::from_vec(rng.uniform_vec(o.samples * per, range[0], range[1]), dims, device)?;
+    let x0 = crate::image::uniform_images(o.samples, &shape, range, &mut rng, device)?;
     let (energy, bounds) = composed_energy(parts, o.op, o.not_softness, &x0)?;
     // one chain over the composite: each step takes every model's gradient at the same point, then one noise draw
     let x = sampler.run(&energy, &x0, None, None, rng.next_u64())?.x;

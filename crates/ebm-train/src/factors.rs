@@ -110,14 +110,12 @@ pub fn chunked_chains<'a>(
     device: &Device,
     mut stages: impl FnMut(usize, usize) -> anyhow::Result<Vec<Stage<'a>>>,
 ) -> anyhow::Result<Tensor> {
-    let per: usize = shape.iter().product();
     let mut out = Vec::new();
     for start in (0..n).step_by(100) {
         let k = (n - start).min(100);
-        let dims: Vec<usize> = std::iter::once(k).chain(shape.iter().copied()).collect();
         let mut x = match starts {
             Some(s) => s.narrow(0, start, k)?.to_device(device)?,
-            None => Tensor::from_vec(rng.uniform_vec(k * per, 0.0, 1.0), dims, device)?,
+            None => crate::image::uniform_images(k, shape, [0.0, 1.0], rng, device)?,
         };
         for (e, cond, steps) in stages(start, k)? {
             let stage = Langevin { steps, ..sampler.clone() };

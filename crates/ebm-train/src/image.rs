@@ -144,11 +144,17 @@ pub fn init_state(cfg: &RunConfig, data: &ImageData, device: &Device) -> anyhow:
     })
 }
 
-fn uniform_images(n: usize, shape: &[usize], rng: &mut Rng, device: &Device) -> candle_core::Result<Tensor> {
+/// `n` images of `shape` drawn uniformly in `range` (the starts of fresh chains), `[n, ...shape]`.
+pub fn uniform_images(
+    n: usize,
+    shape: &[usize],
+    range: [f32; 2],
+    rng: &mut Rng,
+    device: &Device,
+) -> candle_core::Result<Tensor> {
     let per: usize = shape.iter().product();
-    let mut dims = vec![n];
-    dims.extend_from_slice(shape);
-    Tensor::from_vec(rng.uniform_vec(n * per, 0.0, 1.0), dims, device)
+    let dims: Vec<usize> = std::iter::once(n).chain(shape.iter().copied()).collect();
+    Tensor::from_vec(rng.uniform_vec(n * per, range[0], range[1]), dims, device)
 }
 
 /// The starts of `b` negative chains and their conditions: replayed chains under their stored conditions, except
@@ -163,7 +169,7 @@ pub(crate) fn chain_starts(
     reinit_prob: f64,
     device: &Device,
 ) -> anyhow::Result<(Tensor, Option<Tensor>)> {
-    let noise = uniform_images(b, shape, rng, device)?;
+    let noise = uniform_images(b, shape, [0.0, 1.0], rng, device)?;
     if replay.len() < b {
         return Ok((noise, cond_pos.cloned()));
     }
@@ -276,11 +282,9 @@ pub fn fresh_per_class(
     device: &Device,
 ) -> anyhow::Result<(Tensor, Vec<u32>)> {
     let shape = model.config().input_shape();
-    let per: usize = shape.iter().product();
-    let dims: Vec<usize> = std::iter::once(per_class).chain(shape.iter().copied()).collect();
     let (mut xs, mut labels) = (Vec::new(), Vec::new());
     for c in 0..classes.max(1) {
-        let x0 = Tensor::from_vec(rng.uniform_vec(per_class * per, range[0], range[1]), dims.as_slice(), device)?;
+        let x0 = uniform_images(per_class, &shape, range, rng, device)?;
         let y = vec![c as u32; per_class];
         let cond =
             if classes > 0 { Some(one_hot(&Tensor::from_slice(&y, per_class, device)?, classes)?) } else { None };

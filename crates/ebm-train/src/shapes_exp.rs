@@ -331,10 +331,10 @@ fn score(errs: &[(f64, f64)], tol: f64) -> Score {
     }
 }
 
-/// The generator's image (a square at orientation 0, 4x4 supersampling) of each pair, `k` copies each, as
+/// The generator's image (a square at orientation 0, `ss x ss` supersampling) of each pair, `k` copies each, as
 /// `[pairs * k, 1, side, side]` in [0, 1].
-fn true_images(pairs: &[(f32, [f32; 2])], k: usize, side: usize, device: &Device) -> anyhow::Result<Tensor> {
-    let ss = 4u32;
+fn true_images(pairs: &[(f32, [f32; 2])], k: usize, side: usize, ss: u32, device: &Device) -> anyhow::Result<Tensor> {
+    let ss = ss.max(1);
     let mut v = Vec::with_capacity(pairs.len() * k * side * side);
     for &(scale, [pos_x, pos_y]) in pairs {
         let sprite = ebm_data::shapes::Sprite { shape: Shape::Square, scale, orientation: 0.0, pos_x, pos_y };
@@ -431,7 +431,14 @@ pub fn run(a: &ComposeShapesArgs, device: &Device) -> anyhow::Result<()> {
     let composed = chains(None, &mut composed_stages)?;
     // the same composed chains started at the generator's image of each requested pair: whether the composed
     // energy holds the right image once there (a failure from noise is then one of mixing, not of the energy)
-    let truth = true_images(&pairs, k, side, device)?;
+    // rendered as the size model's training images were
+    let supersample = match &size_cfg.data {
+        DataConfig::Images { source, shapes, .. } => {
+            crate::image::shapes_config(*source, shapes.as_ref()).map_or(1, |s| s.supersample)
+        }
+        _ => 1,
+    };
+    let truth = true_images(&pairs, k, side, supersample, device)?;
     let from_truth = chains(Some(&truth), &mut composed_stages)?;
     let size_only = chains(None, &mut |s, k| {
         Ok(vec![(

@@ -55,6 +55,6 @@ fn stop_and_resume_is_bit_identical() {
     for _ in 0..5 {
         toy::iteration(&mut resumed, density, &dev).unwrap();
     }
-    assert_eq!(parameter_bits(&straight), parameter_bits(&resumed));
+    assert_eq!(parameter_bits(&straight.model), parameter_bits(&resumed.model));
     assert_eq!(straight.rng.state(), resumed.rng.state());
 }

@@ -1,11 +1,10 @@
 //! Helpers shared by the training tests.
 
-use ebm_replay::Stored;
-use ebm_train::state::TrainState;
+use ebm_models::EnergyNet;
 
 /// Every parameter's bits, by name: equal exactly when two runs computed the same numbers.
-pub fn parameter_bits<E: Stored>(st: &TrainState<E>) -> Vec<(String, Vec<u32>)> {
-    st.model
+pub fn parameter_bits(model: &EnergyNet) -> Vec<(String, Vec<u32>)> {
+    model
         .params()
         .iter()
         .map(|(k, s)| {

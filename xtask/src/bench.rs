@@ -8,14 +8,14 @@
 //!   weights spectrally normalised once and frozen (`refresh`, `set_frozen(true)`), as during sampling;
 //! - train_iteration: `refresh`, `set_frozen(true)`, fresh uniform negatives, `steps` Langevin steps,
 //!   `set_frozen(false)`, energies of positives and negatives, the CD loss
-//!   `mean(E+) - mean(E-) + mean(E+^2) + mean(E-^2)`, backward, and one AdamW step (beta1 0, weight decay 0)
-//!   of every trainable parameter.
+//!   `mean(E+) - mean(E-) + mean(E+^2) + mean(E-^2)`, backward, the gradient norm and one step of the training
+//!   crate's own optimizer (`ebm_cd::cd::update` with `ebm_cd::optim::Adam`: the official Adam, beta1 0, with its
+//!   per-element gradient clip) on every trainable parameter.
 //!
 //! Times are medians of `--reps` runs after two warm-up runs (PyTorch's script does the same).
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use ebm_kernels::{langevin_update_, LangevinUpdate, Rng};
 use ebm_models::ops::{self, ConvBackend};
 use ebm_models::{EnergyNet, MnistNetConfig, ModelConfig, ResNet32Config};
@@ -164,8 +164,8 @@ fn measure_ours(m: &Model, reps: usize, steps: usize) -> Result<(BTreeMap<&'stat
     );
     net.set_frozen(false);
 
-    let vars: Vec<_> = net.params().trainable().into_iter().map(|(_, v)| v).collect();
-    let mut opt = AdamW::new(vars, ParamsAdamW { lr: 3e-4, beta1: 0.0, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 })?;
+    // the training crate's own optimizer (the official Adam: beta1 0, beta2 0.999, eps 1e-8, per-element clip)
+    let mut opt = ebm_cd::optim::Adam::new(net.params().trainable(), ebm_cd::optim::AdamConfig::default())?;
     let mut it = 0u64;
     out.insert(
         "train_iteration",
@@ -179,11 +179,8 @@ fn measure_ours(m: &Model, reps: usize, steps: usize) -> Result<(BTreeMap<&'stat
                 langevin_update_(&xn, Some(&g), None, &p)?;
             }
             net.set_frozen(false);
-            let ep = net.energy(&x, cond)?;
-            let en = net.energy(&xn, cond)?;
-            let loss = ((ep.mean_all()? - en.mean_all()?)? + (ep.sqr()?.mean_all()? + en.sqr()?.mean_all()?)?)?;
-            let grads = loss.backward()?;
-            opt.step(&grads)?;
+            // the CD + L2 loss, backward, gradient norm and optimizer step of a training iteration (ebm_cd::cd)
+            ebm_cd::cd::update(&net, &mut [&mut opt], &x, cond, &xn, cond, 1.0, 1.0)?;
             it += 1;
             Ok(())
         })?,
@@ -251,10 +248,10 @@ pub fn run(a: BenchArgs) -> Result<()> {
     eprintln!("measuring the peak ...");
     // the arithmetic peak: threads x the best single-thread FMA throughput of a few short runs (under load the
     // best run is the one that had a core to itself); and what all threads get right now
-    let core = (0..5).map(|_| ebm_kernels::conv_peak::fma_peak_gflops(1, 0.2)).fold(0f64, f64::max);
+    let core = (0..5).map(|_| ebm_kernels::conv::fma_peak_gflops(1, 0.2)).fold(0f64, f64::max);
     let peak = core * a.threads as f64;
-    let peak_now = ebm_kernels::conv_peak::fma_peak_gflops(a.threads, 0.5);
-    let gemm = ebm_kernels::conv_peak::gemm_gflops(a.threads, 512, 5);
+    let peak_now = ebm_kernels::conv::fma_peak_gflops(a.threads, 0.5);
+    let gemm = ebm_kernels::conv::gemm_gflops(a.threads, 512, 5);
 
     let mut json = match &a.json {
         Some(p) => Some(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?),
@@ -316,7 +313,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
          (RAYON_NUM_THREADS={}, CANDLE_NUM_THREADS={candle_threads}).",
         a.threads, a.threads
     );
-    let flop_per_cycle = if ebm_kernels::conv_gemm::simd_available() { 32.0 } else { 2.0 };
+    let flop_per_cycle = if ebm_kernels::conv::simd_available() { 32.0 } else { 2.0 };
     println!(
         "f32 peak: {peak:.0} GFLOP/s = {} threads x {core:.0} GFLOP/s, the best single-thread rate of independent \
          8-wide FMA chains ({flop_per_cycle} flop/cycle with two 256-bit FMA pipes: {:.2} GHz). All threads at once \

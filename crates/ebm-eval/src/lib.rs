@@ -17,21 +17,32 @@
 //!   samples of models conditioned on dSprites-like factors).
 //! - [`mmd`]: maximum mean discrepancy for low-dimensional samples.
 //! - [`convert`]: resizing and channel conversion of image batches.
+//! - [`factors`]: the probe's verdict on samples of models conditioned on continuous factors.
+//! - [`end_of_run`]: what a training run measures when it ends (held-out accuracy, judged samples, MMD).
+//! - [`pipelines`]: every evaluation of a trained image model as a typed report with its picture (what
+//!   `ebm-train eval` runs).
+//! - [`figures`]: pictures of tensors (image grids, 2D densities, histograms).
 
 pub mod ais;
 pub mod classifier;
 pub mod classify;
 pub mod complete;
 pub mod convert;
+pub mod end_of_run;
+pub mod error;
+pub mod factors;
+pub mod figures;
 pub mod frechet;
 pub mod inception;
 pub mod linalg;
 pub mod mmd;
 pub mod ood;
+pub mod pipelines;
 pub mod probe;
 pub mod robust;
 
 pub use classifier::{ClassifierConfig, ClassifierInfo, PixelClassifier};
+pub use error::{EvalError, Result};
 pub use frechet::{frechet_distance, frechet_from_features, FrechetStats, Gaussian};
 pub use mmd::{mmd2, MmdEstimator};
 pub use ood::auroc;

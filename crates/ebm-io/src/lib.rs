@@ -26,23 +26,30 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> IoError + '_ {
     move |source| IoError::Io { path: path.to_path_buf(), source }
 }
 
-/// Writes `bytes` to `path` atomically: temporary file, fsync, rename. On error the target is untouched and the
-/// temporary file is removed.
+/// Writes `bytes` to `path` atomically: a temporary file `.<name>.<random>.tmp` in the same folder, fsync,
+/// rename over the target, fsync of the folder (so the rename itself survives a crash). On error the target is
+/// untouched and the temporary file is removed. Safe from several threads or processes at once (each writes its
+/// own temporary file; the last rename wins).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
-        f.write_all(bytes).map_err(io_err(&tmp))?;
-        f.sync_all().map_err(io_err(&tmp))?;
-        std::fs::rename(&tmp, path).map_err(io_err(path))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(TEMP_SUFFIX)
+        .tempfile_in(dir)
+        .map_err(io_err(path))?;
+    tmp.write_all(bytes).map_err(io_err(path))?;
+    tmp.as_file().sync_all().map_err(io_err(path))?;
+    tmp.persist(path).map_err(|e| IoError::Io { path: path.to_path_buf(), source: e.error })?;
+    // the rename is durable once the folder's entry is on disk (not possible everywhere: best effort)
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
     }
-    result
+    Ok(())
 }
+
+/// The suffix of [`write_atomic`]'s temporary files: what a crash can leave behind in a folder.
+pub const TEMP_SUFFIX: &str = ".tmp";
 
 /// Named tensors plus string metadata: the content of one safetensors file.
 #[derive(Debug, Clone, Default)]

@@ -9,13 +9,6 @@
 //!   custom ops whose backward pass computes only the gradients the graph needs.
 
 pub mod conv;
-pub mod conv_direct;
-pub mod conv_fused;
-pub mod conv_gemm;
-pub mod conv_im2col;
-pub mod conv_layout;
-pub mod conv_peak;
-pub mod conv_winograd;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 pub mod langevin;

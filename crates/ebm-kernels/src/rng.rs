@@ -41,6 +41,12 @@ impl Rng {
         Self::from_state(RngState { seed, stream, words: 0 })
     }
 
+    /// Stream `base ^ stream_id(name)` of `seed`: one stream per named item of a family (for example one per
+    /// out-of-distribution set, keyed by its name), each independent of the others.
+    pub fn with_named_stream(seed: u64, base: u64, name: &str) -> Self {
+        Self::with_stream(seed, base ^ stream_id(name))
+    }
+
     /// A child stream derived from this one's seed: independent of it and of other labels.
     pub fn fork(&self, label: u64) -> Self {
         Self::with_stream(self.seed, self.stream.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ label.wrapping_add(1))
@@ -194,6 +200,17 @@ impl Rng {
         self.fill_normal(&mut v, mean, std);
         v
     }
+}
+
+/// A stable 64-bit id of a name (FNV-1a): the same on every platform and in every release, so streams keyed by
+/// a name ([`Rng::with_named_stream`]) draw the same numbers everywhere.
+pub fn stream_id(name: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! shared vectors, odd shapes, stride 2 with SAME padding, batch 1, both convolution algorithms.
 
 use candle_core::{DType, Device, Tensor, Var};
-use ebm_kernels::conv_fused::{conv2d_biased_with, leaky_relu, scale_channels};
+use ebm_kernels::conv::{conv2d_biased_with, leaky_relu, scale_channels};
 use ebm_kernels::{ConvAlgo, ConvPad, Rng};
 
 fn randn(rng: &mut Rng, shape: &[usize]) -> Tensor {
@@ -153,7 +153,7 @@ fn biased_conv_skips_what_is_constant() {
 
 #[test]
 fn conv_block_with_activation_matches_candle() {
-    use ebm_kernels::conv_fused::conv2d_block;
+    use ebm_kernels::conv::conv2d_block;
     let mut rng = Rng::new(6);
     // (batch, cin, h, cout, k, stride): direct, Winograd F(4,3), F(4,2), im2col (stride 3)
     let cases =
@@ -198,7 +198,7 @@ fn conv_block_with_activation_matches_candle() {
 
 #[test]
 fn residual_tail_matches_add_pool_leaky() {
-    use ebm_kernels::conv_fused::residual_tail;
+    use ebm_kernels::conv::residual_tail;
     let mut rng = Rng::new(7);
     for (b, c, h, w) in [(2, 3, 8, 8), (1, 5, 7, 9), (3, 64, 32, 32), (2, 2, 1, 3)] {
         let a = randn(&mut rng, &[b, c, h, w]);

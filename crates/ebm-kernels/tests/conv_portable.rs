@@ -3,7 +3,7 @@
 
 use candle_core::{DType, Device, Tensor, Var};
 use ebm_kernels::conv::ConvGeom;
-use ebm_kernels::conv_gemm::{force_portable_kernels, simd_available};
+use ebm_kernels::conv::{force_portable_kernels, simd_available};
 use ebm_kernels::{conv2d_with, ConvAlgo, ConvPad, Rng};
 
 fn randn(rng: &mut Rng, shape: &[usize]) -> Tensor {

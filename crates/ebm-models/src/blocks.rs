@@ -1,8 +1,8 @@
 //! The official residual block (`smart_res_block`) and self-attention block (`attention`), reference 2.1.
 
+use crate::arch::Weights;
 use crate::config::Activation;
 use crate::layers::{activate, leaky_relu, Builder, ConvLayer};
-use crate::net::Weights;
 use crate::ops;
 use candle_core::{Result, Tensor, D};
 use ebm_kernels::Rng;

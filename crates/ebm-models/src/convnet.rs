@@ -4,9 +4,9 @@
 //! The flatten before `fc_dense` is in NCHW order (ours and the PyTorch reference's); the official NHWC order
 //! differs, so a converter of official checkpoints permutes the columns of `fc_dense/wweight`.
 
+use crate::arch::{Architecture, Weights};
 use crate::config::{Activation, ModelConfig};
 use crate::layers::{activate, Builder, ConvLayer, DenseLayer};
-use crate::net::{Architecture, Weights};
 use crate::official::{conv_scope, dense_scope, OfficialCounts};
 use crate::ops;
 use candle_core::{Result, Tensor};

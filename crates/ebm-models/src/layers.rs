@@ -5,8 +5,8 @@
 //! finite-difference tests call directly, and specs ([`ConvLayer`], [`DenseLayer`]) that define their parameters
 //! in a [`Builder`] under the official names and apply the functions to the [`Weights`] of a network.
 
+use crate::arch::Weights;
 use crate::config::Activation;
-use crate::net::Weights;
 use crate::ops;
 use crate::params::Params;
 use crate::spectral::SnKind;

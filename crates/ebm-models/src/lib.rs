@@ -10,6 +10,7 @@
 //! follow the official checkpoint's scopes (e.g. `res_1_res_c2/gb`) with PyTorch layouts (conv
 //! `[cout, cin, kh, kw]`, dense `[out, in]`); only the variables a network uses are stored (see [`official`]).
 
+pub mod arch;
 pub mod blocks;
 pub mod config;
 pub mod convnet;
@@ -23,10 +24,11 @@ pub mod resnet;
 pub mod spectral;
 mod zoo;
 
+pub use arch::{Architecture, Weights};
 pub use config::{
     Activation, CondMnistNetConfig, DigitsNetConfig, DspritesNetConfig, MlpConfig, MnistNetConfig, ModelConfig,
     ResNet128Config, ResNet32Config, ResNet32LargeConfig, ResNet32WiderConfig,
 };
-pub use net::{one_hot, Architecture, EnergyNet, ModelError, Weights};
+pub use net::{EnergyNet, ModelError};
 pub use official::{official_counts, official_variable_count, OfficialCounts};
 pub use params::Params;

@@ -1,8 +1,8 @@
 //! The spectrally normalised MLP energy for low-dimensional data.
 
+use crate::arch::{Architecture, Weights};
 use crate::config::{Activation, MlpConfig};
 use crate::layers::{activate, dense, Builder};
-use crate::net::{Architecture, Weights};
 use crate::spectral::SnKind;
 use candle_core::{Result, Tensor};
 

@@ -1,6 +1,7 @@
 //! [`EnergyNet`]: a network of the zoo with its parameters, its spectral-norm state and its cached normalised
 //! weights; the type the rest of the project trains, samples from, saves and loads.
 
+use crate::arch::{Architecture, Weights};
 use crate::config::ModelConfig;
 use crate::layers::{Builder, SnSpec};
 use crate::params::Params;
@@ -12,44 +13,6 @@ use ebm_sampler::Energy;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
-
-/// A network definition: a pure function of its (effective) weights, the input and the condition.
-pub trait Architecture: Send + Sync {
-    /// Energies `[B]`.
-    fn forward(&self, w: &Weights, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor>;
-
-    /// Energies and their input gradient by a hand-written backward pass, for architectures that have one; used
-    /// while the model is frozen (Langevin), where no parameter gradient is wanted. `None`: use autograd.
-    fn energy_and_input_grad(
-        &self,
-        _w: &Weights,
-        _x: &Tensor,
-        _cond: Option<&Tensor>,
-    ) -> Option<Result<(Tensor, Tensor)>> {
-        None
-    }
-}
-
-/// The weights a forward pass sees: the spectrally normalised ones where normalisation applies, the raw
-/// parameters elsewhere; all detached from the parameters while the model is frozen (Langevin).
-pub struct Weights<'a> {
-    normalised: &'a HashMap<String, Tensor>,
-    params: &'a Params,
-    frozen: bool,
-    /// Dropout draws (ResNet32Large trains with dropout, also during training-time Langevin).
-    pub dropout: Option<&'a Mutex<Rng>>,
-}
-
-impl Weights<'_> {
-    /// The effective tensor for parameter `name`.
-    pub fn get(&self, name: &str) -> Result<Tensor> {
-        if let Some(t) = self.normalised.get(name) {
-            return Ok(if self.frozen { t.detach() } else { t.clone() });
-        }
-        let v = self.params.get(name)?;
-        Ok(if self.frozen { v.as_tensor().detach() } else { v.as_tensor().clone() })
-    }
-}
 
 /// Errors in loading a model that a user can act on.
 #[derive(Debug, thiserror::Error)]
@@ -197,7 +160,7 @@ impl EnergyNet {
                         self.config.arch_name()
                     );
                 }
-                let c = if labels { one_hot(c, d)? } else { c.to_dtype(DType::F32)? };
+                let c = if labels { ebm_sampler::one_hot(c, d)? } else { c.to_dtype(DType::F32)? };
                 if c.dims() != [batch, d] {
                     candle_core::bail!("condition has shape {:?}, expected [{batch}, {d}]", c.dims());
                 }
@@ -339,17 +302,4 @@ impl Energy for EnergyNet {
         }
         ebm_sampler::autograd_energy_and_grad(self, x, cond)
     }
-}
-
-/// One-hot rows `[B, n]` (f32) for integer labels `[B]`; labels outside `0..n` are an error.
-pub fn one_hot(labels: &Tensor, n: usize) -> Result<Tensor> {
-    let l = labels.to_dtype(DType::I64)?.to_vec1::<i64>()?;
-    let mut v = vec![0f32; l.len() * n];
-    for (i, &c) in l.iter().enumerate() {
-        if c < 0 || c as usize >= n {
-            candle_core::bail!("label {c} at position {i} is outside 0..{n}");
-        }
-        v[i * n + c as usize] = 1.0;
-    }
-    Tensor::from_vec(v, (l.len(), n), labels.device())
 }

@@ -141,7 +141,7 @@ pub fn cond_conv2d(
     let fused_slope = if fast_conv && gain.is_none() { act.and_then(act_slope) } else { None };
     let y = if fast_conv {
         count_macs(x, w, stride, pad);
-        ebm_kernels::conv_fused::conv2d_block(
+        ebm_kernels::conv::conv2d_block(
             x,
             w,
             bias.as_ref(),
@@ -160,8 +160,8 @@ pub fn cond_conv2d(
         }
     };
     let y = match gain {
-        Some(g) if fast && ebm_kernels::conv_fused::supported(&y) && g.dtype() == y.dtype() => {
-            ebm_kernels::conv_fused::scale_channels(&y, &channel_rows(g)?)?
+        Some(g) if fast && ebm_kernels::conv::elementwise_supported(&y) && g.dtype() == y.dtype() => {
+            ebm_kernels::conv::scale_channels(&y, &channel_rows(g)?)?
         }
         Some(g) => {
             let g = channel_rows(g)?;
@@ -189,14 +189,14 @@ fn act_slope(act: Activation) -> Option<f64> {
 /// [`avg_pool2x2`]). On the fast backend one pass forward and one backward (for f32/f64 on the CPU).
 pub fn residual_tail(h: &Tensor, shortcut: &Tensor, down: bool, act: Activation) -> Result<Tensor> {
     let fast = conv_backend() == ConvBackend::Fast
-        && ebm_kernels::conv_fused::supported(h)
+        && ebm_kernels::conv::elementwise_supported(h)
         && h.dtype() == shortcut.dtype()
         && h.dims() == shortcut.dims()
         && h.rank() == 4;
     if fast {
         return match act_slope(act) {
-            Some(s) => ebm_kernels::conv_fused::residual_tail(h, shortcut, down, Some(s)),
-            None => crate::layers::activate(&ebm_kernels::conv_fused::residual_tail(h, shortcut, down, None)?, act),
+            Some(s) => ebm_kernels::conv::residual_tail(h, shortcut, down, Some(s)),
+            None => crate::layers::activate(&ebm_kernels::conv::residual_tail(h, shortcut, down, None)?, act),
         };
     }
     let y = (h + shortcut)?;
@@ -225,8 +225,8 @@ fn channel_rows(v: &Tensor) -> Result<Tensor> {
 /// `max(x, alpha x)` for `0 < alpha < 1`: a one-pass custom op (and one-pass backward) on the fast backend for
 /// f32/f64 on the CPU, candle's `maximum` otherwise.
 pub fn leaky_relu(x: &Tensor, alpha: f64) -> Result<Tensor> {
-    if conv_backend() == ConvBackend::Fast && ebm_kernels::conv_fused::supported(x) {
-        return ebm_kernels::conv_fused::leaky_relu(x, alpha);
+    if conv_backend() == ConvBackend::Fast && ebm_kernels::conv::elementwise_supported(x) {
+        return ebm_kernels::conv::leaky_relu(x, alpha);
     }
     x.maximum(&(x * alpha)?)
 }

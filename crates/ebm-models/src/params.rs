@@ -79,6 +79,18 @@ impl Params {
         self.slots.iter().map(|(k, v)| (k.as_str(), v))
     }
 
+    /// Every parameter's bits (as f64, exact for f32 and f64 values), by name: equal exactly when two runs computed
+    /// the same numbers, the check behind every "bit for bit" claim of the project.
+    pub fn bits(&self) -> Result<Vec<(String, Vec<u64>)>> {
+        self.slots
+            .iter()
+            .map(|(k, s)| {
+                let v = s.var.as_tensor().to_dtype(candle_core::DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
+                Ok((k.clone(), v.iter().map(|x| x.to_bits()).collect()))
+            })
+            .collect()
+    }
+
     /// Trainable parameters, sorted by name: the order an optimizer's state follows.
     pub fn trainable(&self) -> Vec<(String, Var)> {
         self.slots.iter().filter(|(_, s)| s.trainable).map(|(k, s)| (k.clone(), s.var.clone())).collect()

@@ -6,10 +6,10 @@
 //! unnormalised output layer `fc5` (C -> 1). Inputs are NCHW in [0, 1]; the condition is a float matrix
 //! `[B, classes]` (one-hot rows).
 
+use crate::arch::{Architecture, Weights};
 use crate::blocks::{AttentionLayer, ResBlock};
 use crate::config::{Activation, ModelConfig};
 use crate::layers::{activate, Builder, ConvLayer, DenseLayer};
-use crate::net::{Architecture, Weights};
 use crate::official::{attention_scope, conv_scope, dense_scope, OfficialCounts};
 use crate::ops;
 use candle_core::{Result, Tensor};

@@ -1,9 +1,9 @@
 //! The registry of architectures: builds the network a [`ModelConfig`] names.
 
+use crate::arch::Architecture;
 use crate::config::ModelConfig;
 use crate::convnet::ConvNetPlan;
 use crate::layers::Builder;
-use crate::net::Architecture;
 use crate::resnet::{ResNetPlan, Stage};
 use candle_core::Result;
 

@@ -2,9 +2,7 @@
 
 use crate::error::{PlotError, Result};
 use crate::font;
-use std::io::Write;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// An opaque colour as `[red, green, blue]`, 0..=255 each.
 pub type Rgb = [u8; 3];
@@ -366,29 +364,12 @@ fn clip_segment(seg: [f64; 4], bounds: [f64; 4]) -> Option<[f64; 4]> {
     Some([x0 + t0 * dx, y0 + t0 * dy, x0 + t1 * dx, y0 + t1 * dy])
 }
 
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// Temporary file next to `path`, then fsync, then rename; the temporary file is removed on any failure.
+/// [`ebm_io::write_atomic`], with the plotting crate's error.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let fail = |source| PlotError::Io { path: path.to_path_buf(), source };
-    let name = path
-        .file_name()
-        .ok_or_else(|| fail(std::io::Error::new(std::io::ErrorKind::InvalidInput, "path has no file name")))?;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let unique = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let tmp = dir.join(format!(".{}.{}.{unique}.tmp", name.to_string_lossy(), std::process::id()));
-    let written = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(source) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(fail(source));
-    }
-    Ok(())
+    ebm_io::write_atomic(path, bytes).map_err(|e| match e {
+        ebm_io::IoError::Io { path, source } => PlotError::Io { path, source },
+        other => PlotError::Io { path: path.to_path_buf(), source: std::io::Error::other(other.to_string()) },
+    })
 }
 
 #[cfg(test)]

@@ -308,6 +308,19 @@ impl<E: Stored> ReplayBuffer<E> {
     }
 }
 
+/// A replay buffer is where [`ebm_sampler::starts::replay_mixed`] restarts chains from: `draw` takes
+/// [`ReplayBuffer::sample_indices`] then [`ReplayBuffer::get`], in that order, from the same stream.
+impl<E: Stored> ebm_sampler::ChainPool for ReplayBuffer<E> {
+    fn len(&self) -> usize {
+        ReplayBuffer::len(self)
+    }
+
+    fn draw(&self, n: usize, rng: &mut Rng, device: &Device) -> Result<(Tensor, Option<Tensor>)> {
+        let idx = self.sample_indices(n, rng);
+        self.get(&idx, rng, device)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,10 @@
 //!   masks for inpainting, early stopping, trajectories and per-step diagnostics) and [`Mala`]
 //!   (Metropolis-adjusted, exact for the target, reporting its acceptance rate);
 //! - composition: [`Sum`] (product of experts), [`Neg`], [`BoundedNot`] (negation that stays bounded below) and
-//!   [`LogSumExp`] (mixture), each itself an [`Energy`].
+//!   [`LogSumExp`] (mixture), each itself an [`Energy`]; [`builder::compose`] builds AND/OR/NOT of weighted,
+//!   conditioned parts;
+//! - chain starts ([`starts`]): uniform noise, replay-buffer mixing ([`starts::ChainPool`]), chains under every
+//!   class label, long runs in chunks.
 //!
 //! Noise is drawn by a counter-based generator keyed by (seed, step, element), so a chain is reproducible from its
 //! seed whatever the number of threads.
@@ -29,11 +32,14 @@
 //! # }
 //! ```
 
+pub mod builder;
 mod compose;
 mod energy;
 mod sampler;
+pub mod starts;
 
 pub use compose::{BoundedNot, LogSumExp, Neg, Sum, Term};
 pub use ebm_kernels::{Clip, NoiseOrder};
 pub use energy::{autograd_energy_and_grad, check_energy_shape, Energy};
 pub use sampler::{Chain, EarlyStop, Langevin, Mala, Record, StepStats};
+pub use starts::{one_hot, Borrowed, ChainPool};

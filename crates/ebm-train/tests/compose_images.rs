@@ -3,9 +3,9 @@
 //! `--model` spec, each refused with one clear line.
 
 use candle_core::{DType, Device};
+use ebm_cd::image;
+use ebm_compose::spec::{parse_model_spec, CondSpec};
 use ebm_models::{Activation, DigitsNetConfig, DspritesNetConfig, EnergyNet, MlpConfig, ModelConfig};
-use ebm_train::compose::{parse_model_spec, CondSpec};
-use ebm_train::image;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -25,7 +25,7 @@ fn tmp(name: &str) -> PathBuf {
 
 /// A run folder (model.safetensors and config.toml) of a 4-filter DigitsNet trained for 3 iterations.
 fn tiny_run(dir: &Path, seed: u64) -> String {
-    let mut cfg = ebm_train::presets::load("digits").unwrap();
+    let mut cfg = ebm_cd::presets::load("digits").unwrap();
     cfg.seed = seed;
     cfg.model = ModelConfig::DigitsNet(DigitsNetConfig { filters: 4, ..Default::default() });
     cfg.train.batch_size = 16;

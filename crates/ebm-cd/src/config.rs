@@ -1,0 +1,302 @@
+//! The run configuration: one TOML file (a preset, or a user's copy of one) says everything a run does.
+//! Unknown keys are errors, so a typo never silently falls back to a default.
+
+use crate::error::{CdError, Result};
+use crate::optim::AdamConfig;
+use ebm_data::ImageSource;
+use ebm_kernels::{Clip, NoiseOrder};
+use ebm_models::ModelConfig;
+use ebm_sampler::Langevin;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// A whole run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Short name, used for the run folder.
+    pub name: String,
+    /// What the preset is for and what to expect of it (shown by `presets`).
+    #[serde(default)]
+    pub description: String,
+    pub seed: u64,
+    pub data: DataConfig,
+    pub model: ModelConfig,
+    pub train: TrainLoop,
+    pub sampler: SamplerConfig,
+    pub replay: ReplayConfig,
+    #[serde(default)]
+    pub eval: EvalConfig,
+}
+
+/// Where training data comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DataConfig {
+    /// A 2D density of `ebm_data::toy2d`, drawn fresh every iteration.
+    Toy2d { name: String },
+    /// A labelled image set with a train and a test split.
+    Images {
+        source: ImageSource,
+        /// Folder holding the files (default: `data/cache/<source>`, where `cargo xtask fetch-data` puts them).
+        #[serde(default)]
+        dir: Option<std::path::PathBuf>,
+        /// Dequantise pixels with uniform noise, `(p + u) / levels` (the official training input).
+        #[serde(default = "yes")]
+        dequantize: bool,
+        /// The generator's settings for the `shapes-*` sources (default: the slice where the source's factor
+        /// varies, [`ebm_data::shapes::ShapesConfig::size_varies`] and so on); refused for other sources.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        shapes: Option<ebm_data::shapes::ShapesConfig>,
+    },
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The optimisation loop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainLoop {
+    pub iterations: u64,
+    pub batch_size: usize,
+    pub adam: AdamConfig,
+    /// Weight of the contrastive-divergence term `mean(E+) - mean(E-)`.
+    #[serde(default = "one")]
+    pub ml_coeff: f64,
+    /// Weight of the energy regulariser `mean(E+^2) + mean(E-^2)` (the official `l2_coeff`, default 1).
+    #[serde(default = "one")]
+    pub l2_coeff: f64,
+    #[serde(default = "hundred")]
+    pub log_every: u64,
+    /// Refresh the sample figure every this many iterations (0: only at the end).
+    #[serde(default)]
+    pub figure_every: u64,
+    /// Write a checkpoint every this many iterations (0: only at the end).
+    #[serde(default)]
+    pub checkpoint_every: u64,
+    /// A batch whose mean energy magnitude exceeds this counts as diverged (as does a NaN).
+    #[serde(default = "energy_bound")]
+    pub divergence_bound: f32,
+    /// Roll back at most this many times before giving up.
+    #[serde(default = "max_rollbacks")]
+    pub max_rollbacks: u32,
+    /// Cosine decay of the learning rate to this fraction of its start over the run (1 = constant).
+    #[serde(default = "one")]
+    pub lr_final_fraction: f64,
+}
+
+impl TrainLoop {
+    /// The learning rate at iteration `iter` (0-based) for a base rate `base`.
+    pub fn lr_at(&self, base: f64, iter: u64) -> f64 {
+        let t = (iter as f64 / self.iterations.max(1) as f64).min(1.0);
+        let f = self.lr_final_fraction;
+        base * (f + (1.0 - f) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()))
+    }
+}
+
+fn energy_bound() -> f32 {
+    1e4
+}
+fn max_rollbacks() -> u32 {
+    3
+}
+
+fn one() -> f64 {
+    1.0
+}
+fn hundred() -> u64 {
+    100
+}
+
+/// How gradients are limited during Langevin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ClipKind {
+    #[default]
+    None,
+    /// Elementwise (the official `li`).
+    Elementwise,
+    /// Per-sample L2 norm.
+    L2,
+}
+
+/// Order of noise and gradient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Order {
+    /// The official order: noise, gradient at the noised point, clamp.
+    #[default]
+    Official,
+    Textbook,
+}
+
+/// The Langevin sampler used for negatives (and, with `eval_steps`, for fresh samples).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamplerConfig {
+    pub steps: usize,
+    pub step_size: f32,
+    pub noise_std: f32,
+    #[serde(default)]
+    pub clip: ClipKind,
+    #[serde(default)]
+    pub clip_value: f32,
+    /// Clamp samples to [lo, hi].
+    #[serde(default)]
+    pub clamp: Option<[f32; 2]>,
+    #[serde(default)]
+    pub order: Order,
+    #[serde(default = "one_f32")]
+    pub temperature: f32,
+    /// The box fresh chains start in: uniform on [lo, hi] in every coordinate.
+    pub init_range: [f32; 2],
+}
+
+fn one_f32() -> f32 {
+    1.0
+}
+
+impl SamplerConfig {
+    /// The sampler these settings describe, with `steps` steps.
+    pub fn langevin(&self, steps: usize) -> Langevin {
+        let mut l = Langevin::ula(self.step_size, steps);
+        l.noise_std = self.noise_std;
+        l.clip = match self.clip {
+            ClipKind::None => Clip::None,
+            ClipKind::Elementwise => Clip::Elementwise(self.clip_value),
+            ClipKind::L2 => Clip::SampleL2(self.clip_value),
+        };
+        l.clamp = self.clamp.map(|[a, b]| (a, b));
+        l.order = match self.order {
+            Order::Official => NoiseOrder::NoiseFirst,
+            Order::Textbook => NoiseOrder::Textbook,
+        };
+        l.temperature = self.temperature;
+        l
+    }
+}
+
+/// The sampler a model is drawn with, with `steps` steps, and the box its chains start in: its run's own settings,
+/// or the official image sampler (step 10, elementwise clip 0.01, noise 0.005, clamp to [0, 1]) from [0, 1] for a
+/// bare model file.
+pub fn sampler_or_official(cfg: Option<&RunConfig>, steps: usize) -> (Langevin, [f32; 2]) {
+    match cfg {
+        Some(c) => (c.sampler.langevin(steps), c.sampler.init_range),
+        None => (Langevin::igebm(10.0, 0.01, steps), [0.0, 1.0]),
+    }
+}
+
+/// The replay buffer of chain states.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayConfig {
+    pub capacity: usize,
+    /// Probability that a chain starts from fresh noise instead of the buffer (official: 0.05).
+    pub reinit_prob: f64,
+}
+
+/// What the run measures at its end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalConfig {
+    /// Fresh chains (from the init box, not the buffer) drawn at the end.
+    #[serde(default = "eval_samples")]
+    pub samples: usize,
+    /// Langevin steps of those chains.
+    #[serde(default = "eval_steps")]
+    pub steps: usize,
+    /// MMD kernel bandwidth (2D data).
+    #[serde(default = "bandwidth")]
+    pub mmd_bandwidth: f64,
+    /// Fresh samples per class for the conditional-sample accuracy (images).
+    #[serde(default = "per_class")]
+    pub per_class: usize,
+}
+
+fn per_class() -> usize {
+    100
+}
+
+fn eval_samples() -> usize {
+    1000
+}
+fn eval_steps() -> usize {
+    500
+}
+fn bandwidth() -> f64 {
+    0.5
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Self { samples: eval_samples(), steps: eval_steps(), mmd_bandwidth: bandwidth(), per_class: per_class() }
+    }
+}
+
+impl RunConfig {
+    /// Parses a TOML config; `origin` names the file (or preset) in errors.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
+        let cfg: RunConfig = toml::from_str(text).map_err(|e| CdError::config(origin, e.to_string()))?;
+        cfg.validate(origin)?;
+        Ok(cfg)
+    }
+
+    /// Reads and parses a TOML config file.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(crate::error::fs_err(path))?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("configs serialise")
+    }
+
+    /// Range checks that serde cannot express; `origin` names the config in the error.
+    pub fn validate(&self, origin: &str) -> Result<()> {
+        self.check().map_err(|message| CdError::config(origin, message))
+    }
+
+    // comparisons are negated on purpose: a NaN fails every check
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
+    fn check(&self) -> std::result::Result<(), String> {
+        macro_rules! ensure {
+            ($cond:expr, $($fmt:tt)+) => {
+                if !$cond {
+                    return Err(format!($($fmt)+));
+                }
+            };
+        }
+        let t = &self.train;
+        ensure!(t.batch_size > 0, "train.batch_size must be positive");
+        ensure!(t.adam.lr > 0.0 && t.adam.lr.is_finite(), "train.adam.lr must be a positive number");
+        ensure!((0.0..1.0).contains(&t.adam.beta2), "train.adam.beta2 must be in [0, 1)");
+        ensure!((0.0..=1.0).contains(&self.replay.reinit_prob), "replay.reinit_prob must be in [0, 1]");
+        ensure!(self.replay.capacity > 0, "replay.capacity must be positive");
+        let s = &self.sampler;
+        ensure!(s.step_size >= 0.0 && s.noise_std >= 0.0, "sampler.step_size and noise_std must be >= 0");
+        ensure!(s.temperature > 0.0, "sampler.temperature must be positive");
+        ensure!(s.init_range[0] < s.init_range[1], "sampler.init_range must be [lo, hi] with lo < hi");
+        if s.clip != ClipKind::None {
+            ensure!(s.clip_value > 0.0, "sampler.clip_value must be positive when sampler.clip is set");
+        }
+        ensure!(t.divergence_bound > 0.0, "train.divergence_bound must be positive");
+        ensure!(t.lr_final_fraction > 0.0 && t.lr_final_fraction <= 1.0, "train.lr_final_fraction must be in (0, 1]");
+        match &self.data {
+            DataConfig::Toy2d { name } => {
+                name.parse::<ebm_data::Toy2d>().map_err(|e| format!("data.name: {e}"))?;
+                ensure!(self.model.input_shape() == [2], "a toy2d run needs a model with 2 inputs");
+            }
+            DataConfig::Images { source, shapes, .. } => {
+                ensure!(self.model.input_shape().len() == 3, "an image run needs an image model");
+                ensure!(
+                    shapes.is_none() || source.is_generated(),
+                    "data.shapes configures the generated `shapes-*` sources, not `{}`",
+                    source.name()
+                );
+            }
+        }
+        Ok(())
+    }
+}

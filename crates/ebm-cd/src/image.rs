@@ -1,0 +1,164 @@
+//! Training image EBMs: the IGEBM recipe as the official code runs it (igebm-reference section 1), with a replay
+//! buffer that keeps labels (one-hot classes or continuous factors), and divergence rollback.
+
+use crate::cd::{negatives, update, IterStats};
+use crate::config::{DataConfig, RunConfig};
+use crate::error::{Context, Result};
+use crate::run_dir::RunDir;
+use crate::state::{base_lr, SingleModel, StateHook, TrainState};
+use crate::{bail, ensure};
+use candle_core::{Device, Tensor};
+use ebm_data::{Batches, ImageData, ImageSet};
+use ebm_kernels::Rng;
+use ebm_models::EnergyNet;
+use ebm_replay::{Codec, Policy, ReplayBuffer};
+use ebm_sampler::one_hot;
+
+/// Loads the image set a config names, with a hint on how to get it when it is missing.
+///
+/// A model conditioned on continuous latents (DspritesNet) needs a source with factors (`dsprites-*`,
+/// `shapes-*`) whose condition vector has the model's length; a class-conditional one takes the labels.
+pub fn load_data(cfg: &RunConfig) -> Result<ImageData> {
+    let DataConfig::Images { source, dir, shapes, .. } = &cfg.data else { bail!("not an image run") };
+    let continuous = cfg.model.cond_dim() > 0 && !cfg.model.is_class_conditional();
+    if continuous {
+        let Some(factor) = source.factor() else {
+            bail!(
+                "the model `{}` is conditioned on {} continuous latents, but `{}` has no factors to condition on \
+                 (use a dsprites-* or shapes-* source)",
+                cfg.model.arch_name(),
+                cfg.model.cond_dim(),
+                source.name()
+            )
+        };
+        ensure!(
+            factor.cond_dim() == cfg.model.cond_dim(),
+            "the model `{}` takes {} continuous latents but `{}` conditions on the {} ({} values)",
+            cfg.model.arch_name(),
+            cfg.model.cond_dim(),
+            source.name(),
+            factor.name(),
+            factor.cond_dim()
+        );
+    }
+    let data = ebm_data::sources::load_source(*source, dir.as_deref(), shapes.as_ref());
+    let data = if source.is_generated() || *source == ebm_data::ImageSource::Digits {
+        data?
+    } else {
+        data.with_context(|| format!("(get it with `cargo xtask fetch-data {}`, or set data.dir)", source.dataset()))?
+    };
+    let want = cfg.model.input_shape();
+    ensure!(
+        data.train.shape()[..] == want[..],
+        "data `{}` has images of shape {:?} but the model `{}` takes {:?}",
+        source.name(),
+        data.train.shape(),
+        cfg.model.arch_name(),
+        want
+    );
+    let classes = cfg.model.cond_dim();
+    ensure!(
+        continuous || classes == 0 || classes == data.train.num_classes(),
+        "the model is conditioned on {classes} classes but `{}` has {}",
+        source.name(),
+        data.train.num_classes()
+    );
+    Ok(data)
+}
+
+/// The condition vectors `[B, cond_dim]` of the training images at `idx`: one-hot labels for a class-conditional
+/// model, the source's factor (`ebm_data::dsprites::Factor`) for a continuous one, `None` for an unconditional one.
+pub fn conditions(cfg: &RunConfig, set: &ImageSet, labels: &Tensor, idx: &[usize]) -> Result<Option<Tensor>> {
+    let d = cfg.model.cond_dim();
+    if d == 0 {
+        return Ok(None);
+    }
+    if cfg.model.is_class_conditional() {
+        return Ok(Some(one_hot(labels, d)?));
+    }
+    let DataConfig::Images { source, .. } = &cfg.data else { bail!("not an image run") };
+    let Some(factor) = source.factor() else { bail!("`{}` has no factors", source.name()) };
+    Ok(Some(factor.batch(set, idx)?))
+}
+
+/// A fresh state for `cfg`.
+pub fn init_state(cfg: &RunConfig, data: &ImageData, device: &Device) -> Result<TrainState<u8>> {
+    let rng = Rng::new(cfg.seed);
+    let model = EnergyNet::new(cfg.model.clone(), &mut rng.fork(1), device)?;
+    let opt = crate::optim::Adam::new(model.params().trainable(), cfg.train.adam)?;
+    let shape = cfg.model.input_shape();
+    let replay = ReplayBuffer::new(cfg.replay.capacity, &shape, cfg.model.cond_dim(), Codec::Uniform256, Policy::Fifo);
+    let batches = Batches::new(data.train.len(), cfg.train.batch_size, true, rng.fork(3).next_u64())?;
+    Ok(TrainState {
+        cfg: cfg.clone(),
+        model,
+        opt,
+        replay,
+        rng: rng.fork(2),
+        iter: 0,
+        data_state: Some(batches.state()),
+        rollbacks: 0,
+    })
+}
+
+/// One iteration: a data batch, chain starts (95% replay under their stored conditions, 5% noise under the batch's
+/// conditions, [`ebm_sampler::starts::replay_mixed`]), negatives, the update, and the negatives into the buffer.
+/// Conditions are one-hot labels or continuous factors ([`conditions`]); the buffer stores either as float vectors.
+pub fn iteration(st: &mut TrainState<u8>, data: &ImageData, device: &Device) -> Result<IterStats> {
+    let cfg = &st.cfg;
+    let (b, shape) = (cfg.train.batch_size, cfg.model.input_shape());
+    let DataConfig::Images { dequantize, .. } = cfg.data else { bail!("not an image run") };
+    let Some(order) = st.data_state else { bail!("an image run keeps its data order in its state") };
+    let mut batches = Batches::from_state(data.train.len(), b, true, order)?;
+    let idx = batches.next_batch();
+    st.data_state = Some(batches.state());
+    let (x_pos, y_pos) = data.train.batch(&idx, if dequantize { Some(&mut st.rng) } else { None })?;
+    let x_pos = x_pos.to_device(device)?;
+    let cond_pos = conditions(cfg, &data.train, &y_pos, &idx)?.map(|c| c.to_device(device)).transpose()?;
+    let (x0, cond_neg) = ebm_sampler::starts::replay_mixed(
+        &st.replay,
+        &mut st.rng,
+        b,
+        &shape,
+        [0.0, 1.0],
+        cond_pos.as_ref(),
+        cfg.replay.reinit_prob,
+        device,
+    )?;
+    let seed = st.rng.next_u64();
+    st.opt.cfg.lr = st.cfg.train.lr_at(base_lr(st), st.iter);
+    let sampler = cfg.sampler.langevin(cfg.sampler.steps);
+    let (ml, l2) = (cfg.train.ml_coeff, cfg.train.l2_coeff);
+    st.model.set_training(true);
+    let x_neg = negatives(&mut st.model, &sampler, &x0, cond_neg.as_ref(), seed)?;
+    let stats = update(&st.model, &mut [&mut st.opt], &x_pos, cond_pos.as_ref(), &x_neg, cond_neg.as_ref(), ml, l2);
+    st.model.set_training(false);
+    let stats = stats?;
+    st.replay.push(&x_neg, cond_neg.as_ref(), &mut st.rng)?;
+    st.iter += 1;
+    Ok(stats)
+}
+
+/// Trains (or continues) an image run, writing metrics, figures and checkpoints into `run`; `hook` (tests) sees
+/// the state after every iteration.
+pub fn train(
+    st: &mut TrainState<u8>,
+    data: &ImageData,
+    run: &mut RunDir,
+    device: &Device,
+    hook: Option<StateHook<u8>>,
+) -> Result<()> {
+    let mut t = SingleModel::new(
+        st,
+        device,
+        |st| iteration(st, data, device),
+        |st, run| {
+            crate::figures::replay_grid(st, &run.file("samples.png"), device)?;
+            crate::figures::curves_of(&run.file("metrics.jsonl"), &run.file("curves.png"))
+        },
+    );
+    match hook {
+        Some(h) => crate::driver::run(&mut t, run, Some(&mut |t: &mut SingleModel<u8>| h(t.st))),
+        None => crate::driver::run(&mut t, run, None),
+    }
+}

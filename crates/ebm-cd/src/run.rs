@@ -1,0 +1,248 @@
+//! A run from start to end: a new run folder from a config (or a checkpoint to continue), training, the end-of-run
+//! evaluation and its files; and opening a finished run (or a bare model file) to use its model.
+
+use crate::config::{DataConfig, RunConfig};
+use crate::error::{CdError, Context, Result};
+use crate::run_dir::RunDir;
+use crate::state::TrainState;
+use candle_core::{Device, Tensor};
+use ebm_eval::end_of_run::{ImageEval, ToyEval};
+use ebm_eval::factors::FactorEval;
+use ebm_eval::pipelines::RunSettings;
+use ebm_models::EnergyNet;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// A trained model: from a run folder (its `model.safetensors` and `config.toml`) or a bare model file.
+pub struct Run {
+    pub model: EnergyNet,
+    /// The run's config (`None` for a bare model file).
+    pub cfg: Option<RunConfig>,
+    pub path: PathBuf,
+}
+
+impl Run {
+    /// Reads `path` as a run folder or as a model file.
+    pub fn open(path: &Path, device: &Device) -> Result<Self> {
+        if path.is_dir() {
+            let model = EnergyNet::load(&path.join("model.safetensors"), device)?;
+            let cfg = RunConfig::from_file(&path.join("config.toml")).context("reading the run's config")?;
+            Ok(Self { model, cfg: Some(cfg), path: path.to_path_buf() })
+        } else {
+            Ok(Self { model: EnergyNet::load(path, device)?, cfg: None, path: path.to_path_buf() })
+        }
+    }
+
+    /// Like [`Run::open`], but only a run folder will do (its config is needed).
+    pub fn open_folder(path: &Path, device: &Device) -> Result<(EnergyNet, RunConfig)> {
+        let run = Self::open(path, device)?;
+        match run.cfg {
+            Some(cfg) => Ok((run.model, cfg)),
+            None => Err(CdError::run_folder(path, "a run folder is needed (with model.safetensors and config.toml)")),
+        }
+    }
+
+    /// What the run says about sampling its model and about its data, for the evaluation pipelines.
+    pub fn settings(&self) -> Option<RunSettings> {
+        self.cfg.as_ref().map(run_settings)
+    }
+}
+
+/// The sampling and data settings of a run config, as the evaluation pipelines take them.
+pub fn run_settings(c: &RunConfig) -> RunSettings {
+    RunSettings {
+        sampler: c.sampler.langevin(c.sampler.steps),
+        init_range: c.sampler.init_range,
+        eval_steps: c.eval.steps,
+        data: match &c.data {
+            DataConfig::Images { source, dir, .. } => Some((source.name().to_string(), dir.clone())),
+            DataConfig::Toy2d { .. } => None,
+        },
+    }
+}
+
+/// How a training run begins.
+#[derive(Debug, Clone)]
+pub enum Start {
+    /// A new run of `cfg` in `out`, or in a new folder `runs_dir/<name>` (`-2`, `-3`, ... when taken).
+    New { cfg: Box<RunConfig>, runs_dir: PathBuf, out: Option<PathBuf> },
+    /// The run in `dir` continued from its checkpoint, with a new total of `iterations` if given.
+    Resume { dir: PathBuf, iterations: Option<u64> },
+}
+
+/// What a finished run measured, by kind of model.
+#[derive(Debug, Clone)]
+pub enum Measured {
+    Toy(ToyEval),
+    Images(ImageEval),
+    Factors(FactorEval),
+}
+
+/// A finished run: its folder, wall time and end-of-run measurements (also in its `summary.json`).
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub dir: PathBuf,
+    pub seconds: f64,
+    pub measured: Measured,
+}
+
+/// Trains a run from `start` to its last iteration, evaluates it and writes its files.
+pub fn train(start: Start, device: &Device) -> Result<Outcome> {
+    let started = Instant::now();
+    let (cfg, run, resume) = match start {
+        Start::Resume { dir, iterations } => {
+            let ck = dir.join("checkpoint.safetensors");
+            if !ck.exists() {
+                return Err(CdError::checkpoint(&ck, "no checkpoint to resume from"));
+            }
+            let cfg = RunConfig::from_file(&dir.join("config.toml"))?;
+            (cfg, RunDir::open(dir, true)?, Some((ck, iterations)))
+        }
+        Start::New { cfg, runs_dir, out } => {
+            let run = RunDir::create(&runs_dir, &cfg.name, out.as_deref())?;
+            run.write_text("config.toml", &cfg.to_toml())?;
+            (*cfg, run, None)
+        }
+    };
+    tracing::info!("run folder: {}", run.path.display());
+    let dir = run.path.clone();
+    let measured = match &cfg.data {
+        DataConfig::Toy2d { .. } => train_toy(&cfg, run, resume, device)?,
+        DataConfig::Images { .. } => train_images(&cfg, run, resume, device)?,
+    };
+    Ok(Outcome { dir, seconds: started.elapsed().as_secs_f64(), measured })
+}
+
+/// Loads a checkpoint to resume, with the iteration total overridden when asked.
+fn resume_state<E: ebm_replay::Stored>(
+    ck: &Path,
+    run: &RunDir,
+    iterations: Option<u64>,
+    device: &Device,
+) -> Result<TrainState<E>> {
+    let mut st = TrainState::<E>::load(ck, device)?;
+    if let Some(n) = iterations {
+        st.cfg.train.iterations = n;
+    }
+    crate::run_dir::truncate_metrics(&run.path, st.iter)?;
+    tracing::info!("resuming {} at iteration {}", run.path.display(), st.iter);
+    Ok(st)
+}
+
+type Resume = Option<(PathBuf, Option<u64>)>;
+
+fn train_toy(cfg: &RunConfig, mut run: RunDir, resume: Resume, device: &Device) -> Result<Measured> {
+    let mut st = match &resume {
+        Some((ck, n)) => resume_state::<f32>(ck, &run, *n, device)?,
+        None => crate::toy::init_state(cfg, device)?,
+    };
+    // 2D models are too small to split across threads: one thread is faster than two
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .map_err(|e| CdError::Msg(format!("cannot start a thread pool: {e}")))?;
+    pool.install(|| crate::toy::train(&mut st, &mut run, device))?;
+    let c = &st.cfg;
+    let sampler = c.sampler.langevin(c.eval.steps);
+    let density = crate::toy::density(c)?;
+    let (n, bw, seed, range) = (c.eval.samples, c.eval.mmd_bandwidth, c.seed, c.sampler.init_range);
+    let (ev, samples) =
+        pool.install(|| ebm_eval::end_of_run::toy(&mut st.model, &sampler, range, density, n, bw, seed, device))?;
+    crate::figures::toy_figure(&st, density, &run.file("density.png"), Some(&samples), device)?;
+    run.write_text("summary.json", &serde_json::to_string_pretty(&ev)?)?;
+    Ok(Measured::Toy(ev))
+}
+
+fn train_images(cfg: &RunConfig, mut run: RunDir, resume: Resume, device: &Device) -> Result<Measured> {
+    let data = crate::image::load_data(cfg)?;
+    let mut st = match &resume {
+        Some((ck, n)) => resume_state::<u8>(ck, &run, *n, device)?,
+        None => crate::image::init_state(cfg, &data, device)?,
+    };
+    crate::image::train(&mut st, &data, &mut run, device, None)?;
+    let c = st.cfg.clone();
+    let sampler = c.sampler.langevin(c.eval.steps);
+    if c.model.cond_dim() > 0 && !c.model.is_class_conditional() {
+        tracing::info!("evaluating: {} fresh samples judged by the factor probe", c.eval.samples);
+        let DataConfig::Images { source, .. } = &c.data else { unreachable!("an image run") };
+        let Some(factor) = source.factor() else { crate::bail!("`{}` has no factors", source.name()) };
+        let (ev, samples, conds) =
+            ebm_eval::factors::evaluate(&mut st.model, &sampler, factor, &data, c.eval.samples, c.seed, device)?;
+        let k = samples.dims()[0].min(100);
+        let cv = conds.to_vec2::<f32>()?;
+        let mut order: Vec<u32> = (0..k as u32).collect();
+        order.sort_by(|&a, &b| cv[a as usize][0].total_cmp(&cv[b as usize][0]));
+        let shown = samples.index_select(&Tensor::new(order.as_slice(), samples.device())?, 0)?;
+        ebm_eval::figures::image_grid_png(&shown, None, 10, &run.file("fresh_samples.png"))?;
+        run.write_text("summary.json", &serde_json::to_string_pretty(&ev)?)?;
+        return Ok(Measured::Factors(ev));
+    }
+    tracing::info!("evaluating: held-out classification and {} fresh samples per class", c.eval.per_class);
+    let per = c.eval.per_class;
+    let (ev, samples) = ebm_eval::end_of_run::images(&mut st.model, &sampler, &data, per, c.seed, device)?;
+    let classes = c.model.cond_dim().max(1);
+    let show: Vec<u32> = (0..classes * per.min(10)).map(|i| (i / per.min(10)) as u32).collect();
+    let pick: Vec<u32> = (0..classes).flat_map(|k| (0..per.min(10)).map(move |j| (k * per + j) as u32)).collect();
+    let shown = samples.index_select(&Tensor::new(pick.as_slice(), samples.device())?, 0)?;
+    ebm_eval::figures::image_grid_png(&shown, Some(&show), per.min(10), &run.file("fresh_samples.png"))?;
+    run.write_text("summary.json", &serde_json::to_string_pretty(&ev)?)?;
+    Ok(Measured::Images(ev))
+}
+
+impl std::fmt::Display for Outcome {
+    /// The summary a user reads at the end of a run: where the files are and what was measured.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (secs, dir) = (self.seconds, self.dir.display());
+        match &self.measured {
+            Measured::Toy(ev) => write!(
+                f,
+                "done in {secs:.0} s; outputs in {dir}\n  density.png (data | model density exp(-E) | fresh samples), \
+                 metrics.jsonl, checkpoint.safetensors, model.safetensors\n  MMD^2 (bandwidth {}, {} fresh samples \
+                 after {} steps): model {:.5}, data-vs-data floor {:.5} (ratio {:.2}), initial noise {:.5}",
+                ev.bandwidth,
+                ev.samples,
+                ev.steps,
+                ev.mmd2_model,
+                ev.mmd2_data_floor,
+                ev.mmd2_model / ev.mmd2_data_floor,
+                ev.mmd2_init_noise
+            ),
+            Measured::Images(ev) => {
+                let pct = |v: Option<f64>| {
+                    v.map(|a| format!("{:.1}%", 100.0 * a)).unwrap_or_else(|| "n/a (unconditional)".into())
+                };
+                write!(
+                    f,
+                    "done in {secs:.0} s; outputs in {dir}\n  samples.png (replay buffer by class), fresh_samples.png \
+                     (new chains from noise, {} steps), curves.png, metrics.jsonl, checkpoint.safetensors, \
+                     model.safetensors, summary.json\n  held-out accuracy (argmin_y E(x, y), {} test images): {}\n  \
+                     conditional-sample accuracy ({} fresh samples per class, judged by a pixel MLP whose own test \
+                     accuracy is {:.1}%): {}",
+                    ev.sample_steps,
+                    ev.test_images,
+                    pct(ev.heldout_accuracy),
+                    ev.samples_per_class,
+                    100.0 * ev.judge_test_accuracy,
+                    pct(ev.conditional_sample_accuracy),
+                )
+            }
+            Measured::Factors(ev) => write!(
+                f,
+                "done in {secs:.0} s; outputs in {dir}\n  samples.png (replay buffer), fresh_samples.png (new chains \
+                 from noise, {} steps, ordered by condition), curves.png, metrics.jsonl, checkpoint.safetensors, \
+                 model.safetensors, summary.json\n  {} of {} fresh samples within {:.3} of their requested {} \
+                 (probe): {:.1}% (test images themselves: {:.1}%; against another sample's condition: {:.1}%), \
+                 median error {:.3}",
+                ev.sample_steps,
+                (ev.fraction_within * ev.samples as f64).round(),
+                ev.samples,
+                ev.tolerance,
+                ev.factor,
+                100.0 * ev.fraction_within,
+                100.0 * ev.data_fraction_within,
+                100.0 * ev.shuffled_fraction_within,
+                ev.median_error,
+            ),
+        }
+    }
+}

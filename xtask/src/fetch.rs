@@ -272,7 +272,10 @@ fn verify(path: &Path, f: &FileEntry, shown: &str) -> Result<Verified> {
 // Download
 
 fn agent() -> ureq::Agent {
+    // the operating system's trust store (and so any company proxy's CA the machine trusts), not a bundled list
+    let tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::PlatformVerifier).build();
     ureq::Agent::config_builder()
+        .tls_config(tls)
         .timeout_connect(Some(Duration::from_secs(30)))
         .timeout_recv_response(Some(Duration::from_secs(60)))
         .user_agent(concat!("ebm-xtask-fetch-data/", env!("CARGO_PKG_VERSION")))

@@ -20,9 +20,16 @@ enum Cmd {
     FetchData(fetch::FetchArgs),
 }
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+fn main() -> std::process::ExitCode {
+    let done = match Cli::parse().command {
         Cmd::Bench(a) => bench::run(a),
         Cmd::FetchData(a) => fetch::run(a),
+    };
+    match done {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }

@@ -2,8 +2,8 @@
 //! of the paper's ResNet32 on the same batch (the loop does 60 such steps per batch).
 //!
 //! ```sh
-//! cargo run --release -p ebm-train --example data_throughput            # batch 128, 128 filters (the paper's)
-//! cargo run --release -p ebm-train --example data_throughput -- --batch 32 --filters 64 --reps 5
+//! cargo run --release -p ebm-cd --example data_throughput            # batch 128, 128 filters (the paper's)
+//! cargo run --release -p ebm-cd --example data_throughput -- --batch 32 --filters 64 --reps 5
 //! ```
 //!
 //! Measured, each the median of `--reps` runs:

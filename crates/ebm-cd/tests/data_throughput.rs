@@ -1,7 +1,7 @@
 //! Data loading is not the bottleneck: turning CIFAR-10-format records into a training batch (shuffled indices,
-//! dequantised tensor, one-hot labels) is at least 20 times faster than one Langevin step of the paper's ResNet32
-//! (128 filters, 10 classes) on the same batch. The full measurement, with file loading and the paper's batch of
-//! 128, is `cargo run --release -p ebm-train --example data_throughput` (docs/BENCHMARKS.md).
+//! dequantised tensor, one-hot labels) is at least 500 times faster (the requirement is 20x; see the bound) than
+//! one Langevin step of the paper's ResNet32 (128 filters, 10 classes) on the same batch. The full measurement, with file loading and the paper's batch of
+//! 128, is `cargo run --release -p ebm-cd --example data_throughput` (docs/BENCHMARKS.md).
 
 use candle_core::Device;
 use ebm_data::cifar::{self, CifarFormat};
@@ -13,7 +13,7 @@ use ebm_sampler::Langevin;
 use std::time::Instant;
 
 #[test]
-fn batching_cifar10_is_at_least_20x_faster_than_a_langevin_step_of_resnet32() {
+fn batching_cifar10_is_at_least_500x_faster_than_a_langevin_step_of_resnet32() {
     ebm_kernels::runtime::default_thread_counts();
     let b = 32;
     let mut rng = Rng::new(1);
@@ -52,5 +52,8 @@ fn batching_cifar10_is_at_least_20x_faster_than_a_langevin_step_of_resnet32() {
         step,
         step / per_batch
     );
-    assert!(step / per_batch >= 20.0, "batching {per_batch} s vs Langevin step {step} s");
+    // measured here about 2300 (batching 0.68 ms, step 1.5 s); the bound leaves 4x for a slower or busier machine
+    // and fails when batching gets about 5x slower than it is (or the step that much faster without batching
+    // keeping up): the requirement itself is 20x
+    assert!(step / per_batch >= 500.0, "batching {per_batch} s vs Langevin step {step} s: ratio {}", step / per_batch);
 }

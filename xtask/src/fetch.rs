@@ -385,7 +385,15 @@ fn download_once(agent: &ureq::Agent, url: &str, part: &Path, size: Option<u64>,
         match reader.read(&mut buf) {
             Ok(0) => break Ok(()),
             Ok(n) => {
-                out.write_all(&buf[..n]).with_context(|| format!("{}: cannot write", part.display()))?;
+                if let Err(e) = out.write_all(&buf[..n]) {
+                    // a full disk (or any failed write) leaves nothing behind to resume from: the partial file goes
+                    drop(out);
+                    let _ = std::fs::remove_file(part);
+                    bail!(
+                        "{}: cannot write ({e}); the partial download was removed, free some space and run again",
+                        part.display()
+                    );
+                }
                 received += n as u64;
                 pb.inc(n as u64);
             }
@@ -393,7 +401,14 @@ fn download_once(agent: &ureq::Agent, url: &str, part: &Path, size: Option<u64>,
             Err(e) => break Err(e),
         }
     };
-    out.sync_all()?;
+    if let Err(e) = out.sync_all() {
+        drop(out);
+        let _ = std::fs::remove_file(part);
+        bail!(
+            "{}: cannot write ({e}); the partial download was removed, free some space and run again",
+            part.display()
+        );
+    }
     pb.finish_and_clear();
     match result {
         Err(e) => Ok(Attempt::Interrupted(e.to_string())),

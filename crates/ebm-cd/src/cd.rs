@@ -38,10 +38,42 @@ pub fn negatives(
     Ok(chain?.x)
 }
 
+/// The mean cross-entropy of `softmax(-E(x, .))` against the labels `y` (`[B]`, integers below `classes`): the
+/// conditional energies read as logits (JEM's `p(y | x)`). Differentiable in the energy's parameters.
+pub fn cross_entropy<E: Energy + ?Sized>(energy: &E, x: &Tensor, y: &Tensor, classes: usize) -> Result<Tensor> {
+    cross_entropy_of(&ebm_eval::classify::class_energies(energy, x, classes)?, y)
+}
+
+/// The mean cross-entropy of `softmax(-energies)` (`[B, C]`) against the labels `y` (`[B]`).
+pub fn cross_entropy_of(energies: &Tensor, y: &Tensor) -> Result<Tensor> {
+    let logits = energies.neg()?;
+    let m = logits.max_keepdim(1)?.detach();
+    let lse = (logits.broadcast_sub(&m)?.exp()?.sum_keepdim(1)?.log()? + &m)?; // [B, 1]
+    let onehot = ebm_sampler::one_hot(y, energies.dims()[1])?.to_dtype(lse.dtype())?;
+    (lse - (logits * onehot)?.sum_keepdim(1)?)?.mean_all()
+}
+
+/// One backward pass of `loss` and a step of each optimizer in `opts`; returns the gradient norm over all of
+/// their parameters.
+pub fn step(loss: &Tensor, opts: &mut [&mut Adam]) -> Result<f32> {
+    let grads = loss.backward()?;
+    let params: Vec<_> = opts.iter().flat_map(|o| o.params().iter().cloned()).collect();
+    let gn = grad_norm(&grads, &params)?;
+    for opt in opts.iter_mut() {
+        opt.step(&grads)?;
+    }
+    Ok(gn)
+}
+
+fn scalar(t: &Tensor) -> Result<f32> {
+    t.mean_all()?.to_dtype(candle_core::DType::F32)?.to_scalar::<f32>()
+}
+
 /// The parameter update from positives and (already sampled) negatives: the loss on `energy`'s values, one
 /// backward pass, and a step of each optimizer in `opts` (one per model the energy is made of; each steps its own
 /// parameters). A model uses the normalised weights of its last refresh, with their gradient paths to the raw
-/// weights. The gradient norm is over the parameters of all `opts` together.
+/// weights. The gradient norm is over the parameters of all `opts` together. `extra` is a loss term added before
+/// the backward pass (the hybrid's cross-entropy).
 #[allow(clippy::too_many_arguments)] // positives, negatives and the two loss coefficients, each named at the call
 pub fn update<E: Energy + ?Sized>(
     energy: &E,
@@ -52,16 +84,15 @@ pub fn update<E: Energy + ?Sized>(
     cond_neg: Option<&Tensor>,
     ml_coeff: f64,
     l2_coeff: f64,
+    extra: Option<Tensor>,
 ) -> Result<IterStats> {
     let e_pos = energy.energy(x_pos, cond_pos)?;
     let e_neg = energy.energy(&x_neg.detach(), cond_neg)?;
     let loss = cd_loss(&e_pos, &e_neg, ml_coeff, l2_coeff)?;
-    let grads = loss.backward()?;
-    let params: Vec<_> = opts.iter().flat_map(|o| o.params().iter().cloned()).collect();
-    let gn = grad_norm(&grads, &params)?;
-    for opt in opts.iter_mut() {
-        opt.step(&grads)?;
-    }
-    let scalar = |t: &Tensor| -> Result<f32> { t.mean_all()?.to_dtype(candle_core::DType::F32)?.to_scalar::<f32>() };
+    let loss = match extra {
+        Some(t) => (loss + t)?,
+        None => loss,
+    };
+    let gn = step(&loss, opts)?;
     Ok(IterStats { e_pos: scalar(&e_pos)?, e_neg: scalar(&e_neg)?, loss: scalar(&loss)?, grad_norm: gn })
 }

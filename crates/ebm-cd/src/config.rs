@@ -85,6 +85,73 @@ pub struct TrainLoop {
     /// Cosine decay of the learning rate to this fraction of its start over the run (1 = constant).
     #[serde(default = "one")]
     pub lr_final_fraction: f64,
+    /// What the run optimises: contrastive divergence (the EBM), or a classifier baseline on the same network.
+    #[serde(default, skip_serializing_if = "Objective::is_cd")]
+    pub objective: Objective,
+    /// Weight of the cross-entropy `CE(softmax(-E(x, .)), y)` of the positives, added to the contrastive
+    /// divergence loss (the hybrid of JEM: the conditional energies as logits); 0: the plain IGEBM.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub classify_weight: f64,
+    /// The attack adversarial training trains on (`objective = "adversarial"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adversarial: Option<AdversarialConfig>,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
+}
+
+/// What a run optimises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Objective {
+    /// Contrastive divergence with Langevin negatives (plus `classify_weight` times the cross-entropy).
+    #[default]
+    Cd,
+    /// Cross-entropy only, the conditional energies as logits: a softmax classifier with the EBM's network.
+    Softmax,
+    /// Cross-entropy on PGD adversarial examples of each batch (Madry et al.): the adversarially trained baseline.
+    Adversarial,
+}
+
+impl Objective {
+    fn is_cd(&self) -> bool {
+        *self == Objective::Cd
+    }
+}
+
+/// The PGD attack of adversarial training: random start in the ball, `steps` signed-gradient steps of
+/// `step_factor * eps / steps`, projected onto the ball and [0, 1].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdversarialConfig {
+    pub norm: AttackNorm,
+    pub eps: f32,
+    pub steps: usize,
+    #[serde(default = "step_factor")]
+    pub step_factor: f32,
+}
+
+fn step_factor() -> f32 {
+    2.5
+}
+
+/// The ball an attack stays in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttackNorm {
+    Linf,
+    L2,
+}
+
+impl AttackNorm {
+    /// The same ball as the evaluation crate names it.
+    pub fn norm(self) -> ebm_eval::robust::Norm {
+        match self {
+            AttackNorm::Linf => ebm_eval::robust::Norm::Linf,
+            AttackNorm::L2 => ebm_eval::robust::Norm::L2,
+        }
+    }
 }
 
 impl TrainLoop {
@@ -268,21 +335,89 @@ impl RunConfig {
                 }
             };
         }
+        let fin = |v: f64| v.is_finite();
+        ensure!(
+            !self.name.is_empty()
+                && !self.name.starts_with('.')
+                && self.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)),
+            "name `{}` must be a plain folder name (letters, digits, `-`, `_`, `.`; not starting with `.`)",
+            self.name
+        );
         let t = &self.train;
         ensure!(t.batch_size > 0, "train.batch_size must be positive");
-        ensure!(t.adam.lr > 0.0 && t.adam.lr.is_finite(), "train.adam.lr must be a positive number");
-        ensure!((0.0..1.0).contains(&t.adam.beta2), "train.adam.beta2 must be in [0, 1)");
+        ensure!(t.adam.lr > 0.0 && t.adam.lr <= 1.0, "train.adam.lr must be in (0, 1], got {:?}", t.adam.lr);
+        ensure!((0.0..1.0).contains(&t.adam.beta1), "train.adam.beta1 must be in [0, 1), got {}", t.adam.beta1);
+        ensure!((0.0..1.0).contains(&t.adam.beta2), "train.adam.beta2 must be in [0, 1), got {}", t.adam.beta2);
+        ensure!(t.adam.eps > 0.0 && fin(t.adam.eps), "train.adam.eps must be a positive number, got {}", t.adam.eps);
+        ensure!(fin(t.ml_coeff) && fin(t.l2_coeff), "train.ml_coeff and train.l2_coeff must be finite");
+        ensure!(t.l2_coeff >= 0.0, "train.l2_coeff must be >= 0, got {}", t.l2_coeff);
+        ensure!(t.log_every >= 1, "train.log_every must be at least 1");
         ensure!((0.0..=1.0).contains(&self.replay.reinit_prob), "replay.reinit_prob must be in [0, 1]");
         ensure!(self.replay.capacity > 0, "replay.capacity must be positive");
         let s = &self.sampler;
-        ensure!(s.step_size >= 0.0 && s.noise_std >= 0.0, "sampler.step_size and noise_std must be >= 0");
-        ensure!(s.temperature > 0.0, "sampler.temperature must be positive");
-        ensure!(s.init_range[0] < s.init_range[1], "sampler.init_range must be [lo, hi] with lo < hi");
+        let f32fin = |v: f32| v.is_finite();
+        ensure!(s.steps >= 1, "sampler.steps must be at least 1");
+        ensure!(
+            s.step_size > 0.0 && f32fin(s.step_size),
+            "sampler.step_size must be a positive number, got {}",
+            s.step_size
+        );
+        ensure!(
+            s.noise_std >= 0.0 && f32fin(s.noise_std),
+            "sampler.noise_std must be a number >= 0, got {}",
+            s.noise_std
+        );
+        ensure!(s.temperature > 0.0 && f32fin(s.temperature), "sampler.temperature must be a positive number");
+        ensure!(
+            s.init_range[0] < s.init_range[1] && s.init_range.iter().all(|v| v.is_finite()),
+            "sampler.init_range must be [lo, hi] with finite lo < hi, got {:?}",
+            s.init_range
+        );
+        if let Some([lo, hi]) = s.clamp {
+            ensure!(
+                lo < hi && lo.is_finite() && hi.is_finite(),
+                "sampler.clamp must be [lo, hi] with finite lo < hi, got [{lo}, {hi}]"
+            );
+        }
         if s.clip != ClipKind::None {
-            ensure!(s.clip_value > 0.0, "sampler.clip_value must be positive when sampler.clip is set");
+            ensure!(
+                s.clip_value > 0.0 && f32fin(s.clip_value),
+                "sampler.clip_value must be a positive number when sampler.clip is set"
+            );
         }
         ensure!(t.divergence_bound > 0.0, "train.divergence_bound must be positive");
         ensure!(t.lr_final_fraction > 0.0 && t.lr_final_fraction <= 1.0, "train.lr_final_fraction must be in (0, 1]");
+        ensure!(
+            fin(t.classify_weight) && t.classify_weight >= 0.0,
+            "train.classify_weight must be a number >= 0, got {}",
+            t.classify_weight
+        );
+        let classifies = t.classify_weight > 0.0 || t.objective != Objective::Cd;
+        ensure!(
+            !classifies || self.model.is_class_conditional(),
+            "train.classify_weight and train.objective = \"{:?}\" need a class-conditional model",
+            t.objective
+        );
+        match (&t.objective, &t.adversarial) {
+            (Objective::Adversarial, None) => {
+                return Err("train.objective = \"adversarial\" needs [train.adversarial]".into())
+            }
+            (Objective::Adversarial, Some(a)) => {
+                ensure!(a.eps > 0.0 && a.eps.is_finite(), "train.adversarial.eps must be a positive number");
+                ensure!(a.steps >= 1, "train.adversarial.steps must be at least 1");
+                ensure!(
+                    a.step_factor > 0.0 && a.step_factor.is_finite(),
+                    "train.adversarial.step_factor must be positive"
+                );
+            }
+            (_, Some(_)) => return Err("[train.adversarial] is for train.objective = \"adversarial\"".into()),
+            _ => {}
+        }
+        let e = &self.eval;
+        ensure!(e.samples >= 1, "eval.samples must be at least 1");
+        ensure!(e.per_class >= 1, "eval.per_class must be at least 1");
+        ensure!(e.steps >= 1, "eval.steps must be at least 1");
+        ensure!(e.mmd_bandwidth > 0.0 && fin(e.mmd_bandwidth), "eval.mmd_bandwidth must be a positive number");
         match &self.data {
             DataConfig::Toy2d { name } => {
                 name.parse::<ebm_data::Toy2d>().map_err(|e| format!("data.name: {e}"))?;
@@ -298,5 +433,92 @@ impl RunConfig {
             }
         }
         Ok(())
+    }
+}
+
+/// The keys a resumed run may take from an edited config.toml: how long it runs, how often it logs, draws and
+/// checkpoints, and what it measures at the end. Everything else is fixed by the checkpoint.
+pub const RESUMABLE_KEYS: [&str; 5] =
+    ["train.iterations", "train.log_every", "train.figure_every", "train.checkpoint_every", "description"];
+
+/// Whether key `k` (dotted) may differ between a checkpoint's config and the one it is resumed with.
+pub fn resumable(k: &str) -> bool {
+    RESUMABLE_KEYS.contains(&k) || k.starts_with("eval.")
+}
+
+/// The dotted keys whose values differ between two configs (a key present in only one counts).
+pub fn differing_keys(a: &RunConfig, b: &RunConfig) -> Vec<String> {
+    fn flatten(prefix: &str, v: &toml::Value, out: &mut std::collections::BTreeMap<String, String>) {
+        match v {
+            toml::Value::Table(t) => {
+                for (k, x) in t {
+                    let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    flatten(&key, x, out);
+                }
+            }
+            other => {
+                out.insert(prefix.to_string(), other.to_string());
+            }
+        }
+    }
+    let table = |c: &RunConfig| {
+        let mut m = std::collections::BTreeMap::new();
+        if let Ok(v) = toml::Value::try_from(c) {
+            flatten("", &v, &mut m);
+        }
+        m
+    };
+    let (ta, tb) = (table(a), table(b));
+    let mut keys: Vec<String> = ta.keys().chain(tb.keys()).filter(|k| ta.get(*k) != tb.get(*k)).cloned().collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+impl RunConfig {
+    /// What the run surely needs in memory, in bytes: the model's parameters with their gradients, Adam moments
+    /// and normalised copies, the replay buffer, one batch. `None` when the count overflows. Activations come on
+    /// top, so this is a lower bound, used to refuse configs no machine could run.
+    pub fn estimated_bytes(&self) -> Result<Option<u64>> {
+        let Some(params) = ebm_models::EnergyNet::planned_scalars(&self.model)? else { return Ok(None) };
+        let copies = 4 + u64::from(self.train.adam.beta1 != 0.0); // parameter, gradient, v (and m), normalised copy
+        let numel: u64 = self.model.input_shape().iter().map(|&d| d as u64).product();
+        let cond = self.model.cond_dim() as u64;
+        let replay = (self.replay.capacity as u64).checked_mul(numel + 4 * cond);
+        let batch = (self.train.batch_size as u64).checked_mul(numel * 4 * 3);
+        Ok(params
+            .checked_mul(4 * copies)
+            .zip(replay)
+            .zip(batch)
+            .and_then(|((p, r), b)| p.checked_add(r)?.checked_add(b)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn differing_keys_name_every_changed_leaf() {
+        let a = crate::presets::load("digits").unwrap();
+        let mut b = a.clone();
+        assert!(super::differing_keys(&a, &b).is_empty());
+        b.train.iterations += 1;
+        b.sampler.clamp = None;
+        b.eval.per_class = 3;
+        let keys = super::differing_keys(&a, &b);
+        assert_eq!(keys, ["eval.per_class", "sampler.clamp", "train.iterations"]);
+        let fixed: Vec<_> = keys.iter().filter(|k| !super::resumable(k)).collect();
+        assert_eq!(fixed, ["sampler.clamp"]);
+    }
+
+    #[test]
+    fn estimated_bytes_grow_with_the_model_and_overflow_to_none() {
+        let mut c = crate::presets::load("digits").unwrap();
+        let small = c.estimated_bytes().unwrap().unwrap();
+        assert!(small > 0 && small < 1 << 30, "{small}");
+        if let ebm_models::ModelConfig::DigitsNet(m) = &mut c.model {
+            m.filters = 100_000;
+        }
+        let big = c.estimated_bytes().unwrap().unwrap();
+        assert!(big > 1 << 40, "{big}: a 100000-filter DigitsNet needs terabytes");
     }
 }

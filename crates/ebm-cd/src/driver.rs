@@ -33,6 +33,8 @@ pub trait Trainer {
     fn figures(&mut self, run: &RunDir) -> Result<()>;
     /// Writes the trained model files into the run folder (after the final checkpoint).
     fn save_models(&mut self, run: &RunDir) -> Result<()>;
+    /// The first parameter holding a NaN or an infinity, if any (checked after every step, before any checkpoint).
+    fn non_finite(&self) -> Result<Option<String>>;
 }
 
 /// Test-only fault injection: called after each iteration with the trainer.
@@ -70,7 +72,11 @@ pub fn run<T: Trainer>(t: &mut T, run: &mut RunDir, mut hook: Option<Hook<T>>) -
         if let Some(h) = hook.as_mut() {
             h(t);
         }
-        if let Some(why) = divergence(&s, t.schedule().divergence_bound) {
+        let why = match divergence(&s, t.schedule().divergence_bound) {
+            Some(w) => Some(w),
+            None => t.non_finite()?.map(|p| format!("parameter `{p}` became non-finite")),
+        };
+        if let Some(why) = why {
             let at = t.done();
             let rollbacks = t.rollbacks() + 1;
             let max = t.schedule().max_rollbacks;

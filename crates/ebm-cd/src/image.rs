@@ -1,8 +1,8 @@
 //! Training image EBMs: the IGEBM recipe as the official code runs it (igebm-reference section 1), with a replay
 //! buffer that keeps labels (one-hot classes or continuous factors), and divergence rollback.
 
-use crate::cd::{negatives, update, IterStats};
-use crate::config::{DataConfig, RunConfig};
+use crate::cd::{cross_entropy, negatives, update, IterStats};
+use crate::config::{DataConfig, Objective, RunConfig};
 use crate::error::{Context, Result};
 use crate::run_dir::RunDir;
 use crate::state::{base_lr, SingleModel, StateHook, TrainState};
@@ -115,6 +115,9 @@ pub fn iteration(st: &mut TrainState<u8>, data: &ImageData, device: &Device) -> 
     let (x_pos, y_pos) = data.train.batch(&idx, if dequantize { Some(&mut st.rng) } else { None })?;
     let x_pos = x_pos.to_device(device)?;
     let cond_pos = conditions(cfg, &data.train, &y_pos, &idx)?.map(|c| c.to_device(device)).transpose()?;
+    if cfg.train.objective != Objective::Cd {
+        return classifier_iteration(st, &x_pos, &y_pos.to_device(device)?);
+    }
     let (x0, cond_neg) = ebm_sampler::starts::replay_mixed(
         &st.replay,
         &mut st.rng,
@@ -129,12 +132,64 @@ pub fn iteration(st: &mut TrainState<u8>, data: &ImageData, device: &Device) -> 
     st.opt.cfg.lr = st.cfg.train.lr_at(base_lr(st), st.iter);
     let sampler = cfg.sampler.langevin(cfg.sampler.steps);
     let (ml, l2) = (cfg.train.ml_coeff, cfg.train.l2_coeff);
+    let (classify, classes) = (cfg.train.classify_weight, cfg.model.cond_dim());
     st.model.set_training(true);
     let x_neg = negatives(&mut st.model, &sampler, &x0, cond_neg.as_ref(), seed)?;
-    let stats = update(&st.model, &mut [&mut st.opt], &x_pos, cond_pos.as_ref(), &x_neg, cond_neg.as_ref(), ml, l2);
+    let stats = (|| {
+        let ce = if classify > 0.0 {
+            Some((cross_entropy(&st.model, &x_pos, &y_pos.to_device(device)?, classes)? * classify)?)
+        } else {
+            None
+        };
+        update(&st.model, &mut [&mut st.opt], &x_pos, cond_pos.as_ref(), &x_neg, cond_neg.as_ref(), ml, l2, ce)
+    })();
     st.model.set_training(false);
     let stats = stats?;
     st.replay.push(&x_neg, cond_neg.as_ref(), &mut st.rng)?;
+    st.iter += 1;
+    Ok(stats)
+}
+
+/// One iteration of a classifier baseline on the batch `x` with labels `y`: the cross-entropy of the conditional
+/// energies as logits, on the clean batch (`softmax`) or on its PGD adversarial examples (`adversarial`, the attack
+/// run against the current weights, frozen); no Langevin, no replay. The statistics report the loss, with the mean
+/// energy of the true class as E+ and of the other classes as E-.
+fn classifier_iteration(st: &mut TrainState<u8>, x: &Tensor, y: &Tensor) -> Result<IterStats> {
+    let classes = st.cfg.model.cond_dim();
+    st.opt.cfg.lr = st.cfg.train.lr_at(base_lr(st), st.iter);
+    st.model.refresh()?;
+    let x_train = match (st.cfg.train.objective, st.cfg.train.adversarial) {
+        (Objective::Adversarial, Some(a)) => {
+            let p = ebm_eval::robust::Pgd {
+                norm: a.norm.norm(),
+                eps: a.eps,
+                steps: a.steps,
+                step_size: a.step_factor * a.eps / a.steps as f32,
+                random_start: true,
+            };
+            st.model.set_frozen(true);
+            let clf = ebm_eval::robust::EnergyClassifier { energy: &st.model, classes, refine: None };
+            let labels = y.to_dtype(candle_core::DType::U32)?.to_vec1::<u32>()?;
+            let adv = ebm_eval::robust::pgd(&clf, x, &labels, &p, ebm_eval::robust::Through::Ignore, st.rng.next_u64());
+            st.model.set_frozen(false);
+            adv?
+        }
+        _ => x.clone(),
+    };
+    st.model.set_training(true);
+    let out = (|| {
+        let e = ebm_eval::classify::class_energies(&st.model, &x_train, classes)?; // [B, C]
+        let onehot = one_hot(y, classes)?.to_dtype(e.dtype())?;
+        let e_true = (&e * &onehot)?.sum(1)?;
+        let e_other = ((&e * (1.0 - &onehot)?)?.sum(1)? / (classes.max(2) - 1) as f64)?;
+        let loss = crate::cd::cross_entropy_of(&e, y)?;
+        let gn = crate::cd::step(&loss, &mut [&mut st.opt])?;
+        let f =
+            |t: &Tensor| -> candle_core::Result<f32> { t.mean_all()?.to_dtype(candle_core::DType::F32)?.to_scalar() };
+        Ok::<_, crate::CdError>(IterStats { e_pos: f(&e_true)?, e_neg: f(&e_other)?, loss: f(&loss)?, grad_norm: gn })
+    })();
+    st.model.set_training(false);
+    let stats = out?;
     st.iter += 1;
     Ok(stats)
 }

@@ -3,7 +3,7 @@
 //! (igebm-reference 1.6). Its state is ours, so it can be saved and restored exactly (candle-nn's AdamW keeps its
 //! moments private).
 
-use candle_core::{Device, Result, Tensor, Var};
+use candle_core::{DType, Device, Result, Tensor, Var};
 use ebm_io::Bundle;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -75,7 +75,9 @@ impl Adam {
         let lr_t = c.lr * (1.0 - b2p).sqrt() / (1.0 - b1p);
         for (i, (_, p)) in self.params.iter().enumerate() {
             let Some(g) = grads.get(p.as_tensor()) else { continue };
-            let mut g = g.clone();
+            // detached: a gradient can carry the graph it came from, which the moments would then keep alive
+            // from one step to the next (measured: 11 MB more per digits iteration, 9 GB over the default run)
+            let mut g = g.detach();
             if c.clip {
                 let bound = ((&self.v[i] / (1.0 - b2p))?.sqrt()? * 3.0)?.affine(1.0, 0.1)?;
                 g = g.minimum(&bound)?.maximum(&bound.neg()?)?;
@@ -105,23 +107,41 @@ impl Adam {
         Ok(())
     }
 
-    /// Restores the state written by [`Adam::to_bundle`]; every parameter's moments must be present.
+    /// Restores the state written by [`Adam::to_bundle`]; every parameter's moments must be present with its
+    /// shape, as floats, and finite.
     pub fn load_bundle(&mut self, b: &Bundle, prefix: &str, path: &Path) -> crate::Result<()> {
+        let bad = |reason: String| crate::CdError::checkpoint(path, reason);
         let dev = self.params.first().map(|(_, p)| p.device().clone()).unwrap_or(Device::Cpu);
-        for (i, (name, p)) in self.params.iter().enumerate() {
-            let v = b.get(path, &format!("{prefix}v/{name}"))?;
-            if v.dims() != p.dims() {
-                return Err(crate::CdError::checkpoint(
-                    path,
-                    format!("optimizer state for `{name}` has the wrong shape"),
-                ));
+        let moment = |key: String, p: &Var| -> crate::Result<Tensor> {
+            let t = b.get(path, &key)?;
+            if t.dims() != p.dims() {
+                return Err(bad(format!(
+                    "optimizer state `{key}` has shape {:?}, its parameter {:?}",
+                    t.dims(),
+                    p.dims()
+                )));
             }
-            self.v[i] = v.to_device(&dev)?;
+            if !matches!(t.dtype(), DType::F32 | DType::F64) {
+                return Err(bad(format!("optimizer state `{key}` holds {:?} values, not floats", t.dtype())));
+            }
+            let t = t.to_dtype(p.dtype())?.to_device(&dev)?;
+            if !ebm_models::net::all_finite(&t)? {
+                return Err(bad(format!("optimizer state `{key}` holds non-finite values (NaN or infinity)")));
+            }
+            Ok(t)
+        };
+        for (i, (name, p)) in self.params.iter().enumerate() {
+            self.v[i] = moment(format!("{prefix}v/{name}"), p)?;
             if !self.m.is_empty() {
-                self.m[i] = b.get(path, &format!("{prefix}m/{name}"))?.to_device(&dev)?;
+                self.m[i] = moment(format!("{prefix}m/{name}"), p)?;
             }
         }
-        self.t = b.get(path, &format!("{prefix}t"))?.to_vec1::<i64>()?[0] as u64;
+        let key = format!("{prefix}t");
+        let t = b.get(path, &key)?.to_dtype(DType::I64)?.flatten_all()?.to_vec1::<i64>()?;
+        self.t = match t.as_slice() {
+            [t] if *t >= 0 => *t as u64,
+            _ => return Err(bad(format!("optimizer state `{key}` is not one step count"))),
+        };
         Ok(())
     }
 }

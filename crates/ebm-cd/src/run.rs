@@ -3,7 +3,7 @@
 
 use crate::config::{DataConfig, RunConfig};
 use crate::error::{CdError, Context, Result};
-use crate::run_dir::RunDir;
+use crate::run_dir::{Existing, RunDir};
 use crate::state::TrainState;
 use candle_core::{Device, Tensor};
 use ebm_eval::end_of_run::{ImageEval, ToyEval};
@@ -22,18 +22,76 @@ pub struct Run {
 }
 
 impl Run {
-    /// Reads `path` as a run folder or as a model file.
+    /// Reads `path` as a run folder or as a model file, with the run config the model was trained with (recorded in
+    /// the model file by training; for older model files, the folder's config.toml when it describes this model).
     pub fn open(path: &Path, device: &Device) -> Result<Self> {
-        if path.is_dir() {
-            let model = EnergyNet::load(&path.join("model.safetensors"), device)?;
-            let cfg = RunConfig::from_file(&path.join("config.toml")).context("reading the run's config")?;
-            Ok(Self { model, cfg: Some(cfg), path: path.to_path_buf() })
-        } else {
-            Ok(Self { model: EnergyNet::load(path, device)?, cfg: None, path: path.to_path_buf() })
-        }
+        Self::open_with(path, None, device)
     }
 
-    /// Like [`Run::open`], but only a run folder will do (its config is needed).
+    /// [`Run::open`], with the run config taken from `config` instead when given (it must describe the same model),
+    /// which it says.
+    pub fn open_with(path: &Path, config: Option<&Path>, device: &Device) -> Result<Self> {
+        let file = if path.is_dir() { path.join("model.safetensors") } else { path.to_path_buf() };
+        let bundle = ebm_io::Bundle::load(&file, device)?;
+        let model = EnergyNet::from_bundle(&bundle, &file)?;
+        let origin = file.display().to_string();
+        let recorded = match bundle.metadata.get(ebm_models::net::RUN_CONFIG_KEY) {
+            Some(t) => Some(RunConfig::from_toml(t, &format!("{origin} (its recorded run config)"))?),
+            None => None,
+        };
+        let folder = path.join("config.toml");
+        let folder_cfg = if path.is_dir() && folder.exists() {
+            Some(RunConfig::from_file(&folder).context("reading the run's config")?)
+        } else {
+            None
+        };
+        let same_model = |c: &RunConfig, from: &Path| -> Result<()> {
+            if &c.model != model.config() {
+                return Err(CdError::config(
+                    from.display().to_string(),
+                    format!(
+                        "describes a `{}` model that is not the one in {} (a `{}` model{}); use the config it was \
+                         trained with",
+                        c.model.arch_name(),
+                        origin,
+                        model.config().arch_name(),
+                        if c.model.arch_name() == model.config().arch_name() { " with other settings" } else { "" }
+                    ),
+                ));
+            }
+            Ok(())
+        };
+        let cfg = match (config, recorded, folder_cfg) {
+            (Some(over), recorded, _) => {
+                let c = RunConfig::from_file(over)?;
+                same_model(&c, over)?;
+                let instead = if recorded.is_some() { "the run config recorded in the model file" } else { "none" };
+                tracing::warn!("using the run config of {} for {} (instead of {instead})", over.display(), origin);
+                Some(c)
+            }
+            (None, Some(rec), folder_cfg) => {
+                if let Some(f) = folder_cfg.filter(|f| *f != rec) {
+                    tracing::warn!(
+                        "{} differs from the run config recorded in {origin} (in {}); using the recorded one",
+                        folder.display(),
+                        crate::config::differing_keys(&rec, &f).join(", ")
+                    );
+                }
+                Some(rec)
+            }
+            (None, None, Some(f)) => {
+                same_model(&f, &folder)?;
+                Some(f)
+            }
+            (None, None, None) if path.is_dir() => {
+                return Err(CdError::run_folder(path, "holds no config.toml and its model records none"))
+            }
+            (None, None, None) => None,
+        };
+        Ok(Self { model, cfg, path: path.to_path_buf() })
+    }
+
+    /// Like [`Run::open`], but the run's config is needed (a run folder, or a model file that records it).
     pub fn open_folder(path: &Path, device: &Device) -> Result<(EnergyNet, RunConfig)> {
         let run = Self::open(path, device)?;
         match run.cfg {
@@ -64,8 +122,10 @@ pub fn run_settings(c: &RunConfig) -> RunSettings {
 /// How a training run begins.
 #[derive(Debug, Clone)]
 pub enum Start {
-    /// A new run of `cfg` in `out`, or in a new folder `runs_dir/<name>` (`-2`, `-3`, ... when taken).
-    New { cfg: Box<RunConfig>, runs_dir: PathBuf, out: Option<PathBuf> },
+    /// A new run of `cfg` in `out`, or in a new folder `runs_dir/<name>` (`-2`, `-3`, ... when taken); an `out`
+    /// that holds a run is handled as `existing` says. Unless `ignore_memory`, a config whose model and buffer
+    /// alone need more than the machine's available memory is refused before anything is allocated.
+    New { cfg: Box<RunConfig>, runs_dir: PathBuf, out: Option<PathBuf>, existing: Existing, ignore_memory: bool },
     /// The run in `dir` continued from its checkpoint, with a new total of `iterations` if given.
     Resume { dir: PathBuf, iterations: Option<u64> },
 }
@@ -95,11 +155,15 @@ pub fn train(start: Start, device: &Device) -> Result<Outcome> {
             if !ck.exists() {
                 return Err(CdError::checkpoint(&ck, "no checkpoint to resume from"));
             }
+            let run = RunDir::open(dir.clone(), true)?;
             let cfg = RunConfig::from_file(&dir.join("config.toml"))?;
-            (cfg, RunDir::open(dir, true)?, Some((ck, iterations)))
+            (cfg, run, Some((ck, iterations)))
         }
-        Start::New { cfg, runs_dir, out } => {
-            let run = RunDir::create(&runs_dir, &cfg.name, out.as_deref())?;
+        Start::New { cfg, runs_dir, out, existing, ignore_memory } => {
+            if !ignore_memory {
+                check_memory(&cfg)?;
+            }
+            let run = RunDir::create(&runs_dir, &cfg.name, out.as_deref(), existing)?;
             run.write_text("config.toml", &cfg.to_toml())?;
             (*cfg, run, None)
         }
@@ -113,16 +177,78 @@ pub fn train(start: Start, device: &Device) -> Result<Outcome> {
     Ok(Outcome { dir, seconds: started.elapsed().as_secs_f64(), measured })
 }
 
-/// Loads a checkpoint to resume, with the iteration total overridden when asked.
+/// Refuses a config whose model and buffer alone need more memory than the machine has available.
+fn check_memory(cfg: &RunConfig) -> Result<()> {
+    let need = cfg.estimated_bytes()?;
+    let have = available_memory();
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    match (need, have) {
+        (None, _) => Err(CdError::config(
+            format!("the config of run `{}`", cfg.name),
+            format!("the `{}` model of this config is too large to count its parameters", cfg.model.arch_name()),
+        )),
+        (Some(n), Some(h)) if n > h => Err(CdError::config(
+            format!("the config of run `{}`", cfg.name),
+            format!(
+                "the `{}` model and replay buffer of this config need at least {:.1} GiB, more than the {:.1} GiB \
+                 this machine has available; shrink model.filters, replay.capacity or train.batch_size (or pass \
+                 --ignore-memory-check)",
+                cfg.model.arch_name(),
+                gib(n),
+                gib(h)
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The memory the system says new work can use (`MemAvailable` of /proc/meminfo), if it says.
+pub fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kb.checked_mul(1024)
+}
+
+/// Loads a checkpoint to resume: the run's config.toml (`edited`) may differ from the config the checkpoint was
+/// trained with only in [`crate::config::RESUMABLE_KEYS`] (and `eval.*`), which it then sets; `iterations`
+/// overrides the total.
 fn resume_state<E: ebm_replay::Stored>(
     ck: &Path,
     run: &RunDir,
+    edited: &RunConfig,
     iterations: Option<u64>,
     device: &Device,
 ) -> Result<TrainState<E>> {
     let mut st = TrainState::<E>::load(ck, device)?;
+    let keys = crate::config::differing_keys(&st.cfg, edited);
+    let fixed: Vec<&String> = keys.iter().filter(|k| !crate::config::resumable(k)).collect();
+    if !fixed.is_empty() {
+        return Err(CdError::config(
+            run.file("config.toml").display().to_string(),
+            format!(
+                "differs from the config its checkpoint was trained with in {}; these cannot change in the middle \
+                 of a run (only {} and eval.* can): restore them, or start a new run with the edited config",
+                fixed.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "),
+                crate::config::RESUMABLE_KEYS.join(", ")
+            ),
+        ));
+    }
+    if !keys.is_empty() {
+        tracing::info!("taking {} from the edited config.toml", keys.join(", "));
+        let t = &mut st.cfg.train;
+        t.iterations = edited.train.iterations;
+        t.log_every = edited.train.log_every;
+        t.figure_every = edited.train.figure_every;
+        t.checkpoint_every = edited.train.checkpoint_every;
+        st.cfg.eval = edited.eval.clone();
+        st.cfg.description = edited.description.clone();
+    }
     if let Some(n) = iterations {
         st.cfg.train.iterations = n;
+    }
+    if st.cfg != *edited {
+        run.write_text("config.toml", &st.cfg.to_toml())?;
     }
     crate::run_dir::truncate_metrics(&run.path, st.iter)?;
     tracing::info!("resuming {} at iteration {}", run.path.display(), st.iter);
@@ -133,7 +259,7 @@ type Resume = Option<(PathBuf, Option<u64>)>;
 
 fn train_toy(cfg: &RunConfig, mut run: RunDir, resume: Resume, device: &Device) -> Result<Measured> {
     let mut st = match &resume {
-        Some((ck, n)) => resume_state::<f32>(ck, &run, *n, device)?,
+        Some((ck, n)) => resume_state::<f32>(ck, &run, cfg, *n, device)?,
         None => crate::toy::init_state(cfg, device)?,
     };
     // 2D models are too small to split across threads: one thread is faster than two
@@ -156,7 +282,7 @@ fn train_toy(cfg: &RunConfig, mut run: RunDir, resume: Resume, device: &Device) 
 fn train_images(cfg: &RunConfig, mut run: RunDir, resume: Resume, device: &Device) -> Result<Measured> {
     let data = crate::image::load_data(cfg)?;
     let mut st = match &resume {
-        Some((ck, n)) => resume_state::<u8>(ck, &run, *n, device)?,
+        Some((ck, n)) => resume_state::<u8>(ck, &run, cfg, *n, device)?,
         None => crate::image::init_state(cfg, &data, device)?,
     };
     crate::image::train(&mut st, &data, &mut run, device, None)?;

@@ -65,6 +65,12 @@ pub fn meta_number<T: std::str::FromStr>(b: &Bundle, key: &str, path: &Path) -> 
 impl<E: Stored> TrainState<E> {
     /// Writes the state to `path` atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
+        if let Some(name) = self.model.params().first_non_finite()? {
+            return Err(CdError::checkpoint(
+                path,
+                format!("not written: parameter `{name}` holds non-finite values (NaN or infinity)"),
+            ));
+        }
         let mut b = Bundle::new();
         for (name, slot) in self.model.params().iter() {
             b.insert(format!("model/{name}"), slot.var.as_tensor().clone());
@@ -104,7 +110,32 @@ impl<E: Stored> TrainState<E> {
         *model.dropout_rng().lock().expect("dropout rng") = rng_from_meta(&b, "dropout_rng", path)?;
         let mut opt = Adam::new(model.params().trainable(), cfg.train.adam)?;
         opt.load_bundle(&b, "adam/", path)?;
+        if &cfg.model != model.config() {
+            return Err(CdError::checkpoint(path, "its run config describes another model than its weights"));
+        }
         let replay = ReplayBuffer::from_bundle(&b, "replay/", path)?;
+        if replay.sample_shape() != cfg.model.input_shape().as_slice() || replay.cond_dim() != cfg.model.cond_dim() {
+            return Err(CdError::checkpoint(
+                path,
+                format!(
+                    "its replay buffer holds samples {:?} with {} conditions, its model takes {:?} with {}",
+                    replay.sample_shape(),
+                    replay.cond_dim(),
+                    cfg.model.input_shape(),
+                    cfg.model.cond_dim()
+                ),
+            ));
+        }
+        if replay.capacity() != cfg.replay.capacity {
+            return Err(CdError::checkpoint(
+                path,
+                format!(
+                    "its replay buffer has capacity {}, its run config says {}",
+                    replay.capacity(),
+                    cfg.replay.capacity
+                ),
+            ));
+        }
         let iter = meta_number::<u64>(&b, "iteration", path)?;
         let rollbacks = meta_number::<u32>(&b, "rollbacks", path)?;
         let data_state = match b.metadata.get("data_state") {
@@ -181,6 +212,10 @@ impl<E: Stored> Trainer for SingleModel<'_, E> {
         (self.figures)(self.st, run)
     }
     fn save_models(&mut self, run: &RunDir) -> Result<()> {
-        Ok(self.st.model.save(&run.file("model.safetensors"))?)
+        let meta = [(ebm_models::net::RUN_CONFIG_KEY, self.st.cfg.to_toml())];
+        Ok(self.st.model.save_with(&run.file("model.safetensors"), &meta)?)
+    }
+    fn non_finite(&self) -> Result<Option<String>> {
+        Ok(self.st.model.params().first_non_finite()?.map(String::from))
     }
 }

@@ -40,7 +40,7 @@ pub fn iteration(st: &mut TrainState<f32>, toy: Toy2d, device: &Device) -> Resul
     let sampler = st.cfg.sampler.langevin(st.cfg.sampler.steps);
     let x_neg = negatives(&mut st.model, &sampler, &x0, None, seed)?;
     let t = &st.cfg.train;
-    let stats = update(&st.model, &mut [&mut st.opt], &x_pos, None, &x_neg, None, t.ml_coeff, t.l2_coeff)?;
+    let stats = update(&st.model, &mut [&mut st.opt], &x_pos, None, &x_neg, None, t.ml_coeff, t.l2_coeff, None)?;
     st.replay.push(&x_neg, None, &mut st.rng)?;
     st.iter += 1;
     Ok(stats)

@@ -3,7 +3,7 @@
 use candle_core::Device;
 use ebm_cd::config::RunConfig;
 use ebm_cd::image;
-use ebm_cd::run_dir::RunDir;
+use ebm_cd::run_dir::{Existing, RunDir};
 use ebm_cd::state::TrainState;
 use ebm_data::ImageData;
 use ebm_models::{DigitsNetConfig, ModelConfig};
@@ -62,7 +62,7 @@ fn a_nan_rolls_back_lowers_the_rate_and_training_finishes() {
     let (cfg, data) = tiny();
     let dev = Device::Cpu;
     let d = tmpdir("nan");
-    let mut run = RunDir::create(&d, "run", Some(&d.join("run"))).unwrap();
+    let mut run = RunDir::create(&d, "run", Some(&d.join("run")), Existing::Refuse).unwrap();
     let mut st = image::init_state(&cfg, &data, &dev).unwrap();
     let mut injected = false;
     let mut hook = |s: &mut TrainState<u8>| {
@@ -93,7 +93,7 @@ fn persistent_divergence_stops_with_a_clear_message() {
     cfg.train.max_rollbacks = 2;
     let dev = Device::Cpu;
     let d = tmpdir("diverge");
-    let mut run = RunDir::create(&d, "run", Some(&d.join("run"))).unwrap();
+    let mut run = RunDir::create(&d, "run", Some(&d.join("run")), Existing::Refuse).unwrap();
     let mut st = image::init_state(&cfg, &data, &dev).unwrap();
     let mut hook = |s: &mut TrainState<u8>| {
         let (_, v) = s.model.params().trainable().into_iter().next().unwrap();
@@ -109,4 +109,36 @@ fn a_config_for_the_wrong_image_size_is_refused() {
     cfg.model = ModelConfig::CondMnistNet(Default::default());
     let err = image::load_data(&cfg).err().unwrap().to_string();
     assert!(err.contains("[1, 8, 8]") && err.contains("cond_mnist_net"), "{err}");
+}
+
+/// Weights that turn infinite on the very last step are caught before the final checkpoint: the run rolls back
+/// instead of saving them, and every checkpoint and model written holds finite values only.
+#[test]
+fn non_finite_weights_never_reach_a_checkpoint() {
+    let (mut cfg, data) = tiny();
+    cfg.train.max_rollbacks = 1;
+    cfg.train.checkpoint_every = 1;
+    let dev = Device::Cpu;
+    let d = tmpdir("inf");
+    let mut run = RunDir::create(&d, "run", Some(&d.join("run")), Existing::Refuse).unwrap();
+    let mut st = image::init_state(&cfg, &data, &dev).unwrap();
+    // every step from iteration 5 on poisons a weight with infinity (the energies stay finite for that step)
+    let mut hook = |s: &mut TrainState<u8>| {
+        if s.iter >= 5 {
+            let (_, v) = s.model.params().trainable().into_iter().next().unwrap();
+            v.set(&(v.as_tensor() * f64::INFINITY).unwrap()).unwrap();
+        }
+    };
+    let err = image::train(&mut st, &data, &mut run, &dev, Some(&mut hook)).unwrap_err().to_string();
+    assert!(err.contains("non-finite") && err.contains("after 1 rollbacks"), "{err}");
+    let back = TrainState::<u8>::load(&run.file("checkpoint.safetensors"), &dev).unwrap();
+    assert_eq!(back.iter, 4, "the last good checkpoint is the one before the poisoned step");
+    assert!(back.model.params().first_non_finite().unwrap().is_none());
+    assert!(!run.file("model.safetensors").exists(), "no model file from a run that did not finish");
+    // and a state with such weights refuses to be written at all
+    let (_, v) = st.model.params().trainable().into_iter().next().unwrap();
+    v.set(&(v.as_tensor() * f64::NAN).unwrap()).unwrap();
+    let e = st.save(&d.join("x.safetensors")).unwrap_err().to_string();
+    assert!(e.contains("x.safetensors") && e.contains("non-finite"), "{e}");
+    assert!(!d.join("x.safetensors").exists());
 }

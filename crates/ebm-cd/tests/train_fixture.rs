@@ -78,7 +78,7 @@ fn run(name: &str, config: ModelConfig) {
         let e_neg = net.energy(&x, cond.as_ref()).unwrap();
         let ep_err = rel_err(&e_pos, &get(&format!("iter{it}/energy_pos")));
         let en_err = rel_err(&e_neg, &get(&format!("iter{it}/energy_neg")));
-        let stats = update(&net, &mut [&mut opt], &x_pos, cond.as_ref(), &x, cond.as_ref(), 1.0, 1.0).unwrap();
+        let stats = update(&net, &mut [&mut opt], &x_pos, cond.as_ref(), &x, cond.as_ref(), 1.0, 1.0, None).unwrap();
         let want_loss = get(&format!("iter{it}/loss")).to_dtype(DType::F32).unwrap().to_vec1::<f32>().unwrap()[0];
         let loss_err = (stats.loss - want_loss).abs() / want_loss.abs();
         let mut p_err = 0f32;

@@ -187,7 +187,7 @@ impl JointSetup {
         let pair = PairEnergy { size: &st.size, position: &st.position };
         let (ml, l2) = (cfg.train.ml_coeff, cfg.train.l2_coeff);
         let opts = &mut [&mut st.size_opt, &mut st.position_opt];
-        let stats = update(&pair, opts, &x_pos, Some(&cond_pos), &x_neg, Some(&cond_neg), ml, l2)?;
+        let stats = update(&pair, opts, &x_pos, Some(&cond_pos), &x_neg, Some(&cond_neg), ml, l2, None)?;
         st.replay.push(&x_neg, Some(&cond_neg), &mut st.rng)?;
         st.iter += 1;
         Ok(stats)
@@ -197,6 +197,11 @@ impl JointSetup {
 impl JointState {
     /// Writes the state to `path` atomically, with `sources` (the separately trained models it started from).
     pub fn save(&self, path: &Path, sources: &str) -> Result<()> {
+        for m in [&self.size, &self.position] {
+            if let Some(name) = m.params().first_non_finite()? {
+                return Err(CdError::checkpoint(path, format!("not written: parameter `{name}` is non-finite")));
+            }
+        }
         let mut b = Bundle::new();
         b.set_meta("sources", sources);
         for (prefix, m) in [("size/", &self.size), ("position/", &self.position)] {
@@ -289,6 +294,14 @@ impl Trainer for JointRun<'_> {
         self.st.rollbacks = rollbacks;
         Ok(())
     }
+    fn non_finite(&self) -> Result<Option<String>> {
+        for (which, m) in [("size", &self.st.size), ("position", &self.st.position)] {
+            if let Some(p) = m.params().first_non_finite()? {
+                return Ok(Some(format!("{which} model's {p}")));
+            }
+        }
+        Ok(None)
+    }
     fn figures(&mut self, run: &RunDir) -> Result<()> {
         ebm_cd::figures::curves_of(&run.file("metrics.jsonl"), &run.file("curves.png"))
     }
@@ -308,7 +321,7 @@ impl Trainer for JointRun<'_> {
                 cfg.description
             );
             ebm_io::write_atomic(&dir.join("config.toml"), cfg.to_toml().as_bytes())?;
-            m.save(&dir.join("model.safetensors"))?;
+            m.save_with(&dir.join("model.safetensors"), &[(ebm_models::net::RUN_CONFIG_KEY, cfg.to_toml())])?;
         }
         Ok(())
     }

@@ -78,7 +78,8 @@ pub fn parse_model_spec(spec: &str) -> Result<ModelSpec> {
                 out.cond = Some(CondSpec::Cond(v));
             }
             other => bail!(
-                "`{spec}`: unknown option `{other}` (expected label=, cond=, weight= or margin=, e.g.                  `runs/digits:label=3:weight=1`)"
+                "`{spec}`: unknown option `{other}` (expected label=, cond=, weight= or margin=, e.g. \
+                 `runs/digits:label=3:weight=1`)"
             ),
         }
     }

@@ -13,10 +13,22 @@ pub(crate) fn is_gzip(bytes: &[u8]) -> bool {
     bytes.starts_with(&GZIP_MAGIC)
 }
 
-/// Decompresses a gzip stream held in memory; `what` names it in the error.
+/// The most a data file may decompress to: deflate expands at most about 1032 times, and no dataset here needs
+/// more than a few GiB.
+pub(crate) const MAX_GUNZIPPED: u64 = 4 << 30;
+
+/// Decompresses a gzip stream held in memory; `what` names it in the error. A stream that decompresses to more
+/// than [`MAX_GUNZIPPED`] bytes (or 1100 times its own size) is refused before that much is allocated.
 pub(crate) fn gunzip(bytes: &[u8], what: &Path) -> Result<Vec<u8>> {
+    let limit = MAX_GUNZIPPED.min((bytes.len() as u64).saturating_mul(1100));
     let mut out = Vec::with_capacity(bytes.len().saturating_mul(4));
-    MultiGzDecoder::new(bytes).read_to_end(&mut out).map_err(|e| DataError::io(what, e))?;
+    MultiGzDecoder::new(bytes).take(limit + 1).read_to_end(&mut out).map_err(|e| DataError::io(what, e))?;
+    if out.len() as u64 > limit {
+        return Err(DataError::Malformed {
+            file: what.display().to_string(),
+            detail: format!("the gzip stream decompresses to more than {limit} bytes"),
+        });
+    }
     Ok(out)
 }
 

@@ -1,6 +1,7 @@
 //! Inputs a user hands a trained model: images (and labels, when the file has them) from a safetensors file
 //! (tensors `images`/`samples`/`x`, labels `labels`/`y`) or an IDX image file, checked against the shape the model
-//! takes.
+//! takes. Models see pixels in [0, 1]: float tensors are taken as they are, 8-bit ones (`U8`, like the IDX files)
+//! are scaled by 1/255; a NaN or an infinity is refused.
 
 use crate::error::{DataError, Result};
 use candle_core::{DType, Device, Tensor};
@@ -38,7 +39,26 @@ pub fn read_inputs(path: &Path, want: &[usize], model: &str, device: &Device) ->
             ),
             None => None,
         };
-        (x.to_dtype(DType::F32).map_err(candle)?, labels)
+        let x = match x.dtype() {
+            // as the IDX files: p / 255 for each pixel
+            DType::U8 => {
+                let v: Vec<f32> = x
+                    .flatten_all()
+                    .and_then(|t| t.to_vec1::<u8>())
+                    .map_err(candle)?
+                    .iter()
+                    .map(|&p| p as f32 / 255.0)
+                    .collect();
+                Tensor::from_vec(v, x.shape(), device).map_err(candle)?
+            }
+            DType::F16 | DType::BF16 | DType::F32 | DType::F64 => x.to_dtype(DType::F32).map_err(candle)?,
+            other => return Err(bad(format!("images of {other:?} values; give floats in [0, 1] or 8-bit pixels"))),
+        };
+        let finite = (&x * 0.0).and_then(|z| z.abs()?.sum_all()?.to_scalar::<f32>()).map_err(candle)? == 0.0;
+        if !finite {
+            return Err(bad("the images hold non-finite values (NaN or infinity)".into()));
+        }
+        (x, labels)
     } else {
         let imgs = crate::idx::read_images(path)?;
         let v: Vec<f32> = imgs.pixels.iter().map(|p| *p as f32 / 255.0).collect();

@@ -9,7 +9,9 @@
 //! call is kept as an opaque object. The text opcodes of protocols 0 and 1 are refused.
 //!
 //! Containers taken from the memo are copies made when they were memoised, which is exact for the tree-shaped data
-//! of these files (the memo is only revisited for shared globals and strings).
+//! of these files (the memo is only revisited for shared globals and strings). Those copies are counted: a pickle
+//! whose memo would make the data grow past [`copy_budget`] values (a "memo bomb", a few bytes that double a
+//! list on every step) is refused before it can exhaust memory.
 
 use crate::error::{DataError, Result};
 use crate::npy::{Array, Dtype};
@@ -87,7 +89,46 @@ impl Value {
 
 /// Unpickles `bytes`; `file` names the source in errors.
 pub fn parse(bytes: &[u8], file: &str) -> Result<Value> {
-    Machine { b: bytes, pos: 0, file, stack: Vec::new(), marks: Vec::new(), memo: HashMap::new() }.run()
+    let budget = copy_budget(bytes.len());
+    Machine { b: bytes, pos: 0, file, stack: Vec::new(), marks: Vec::new(), memo: HashMap::new(), budget }.run()
+}
+
+/// How many values the memo may copy while reading a pickle of `len` bytes: eight per byte of input plus a
+/// million (a genuine pickle of plain data copies only strings and globals).
+pub fn copy_budget(len: usize) -> usize {
+    len.saturating_mul(8).saturating_add(1 << 20)
+}
+
+/// The values in `v` (itself included), counting no further than `limit`.
+fn values(v: &Value, limit: usize) -> usize {
+    let mut n = 1;
+    let mut stack: Vec<&Value> = vec![v];
+    while let Some(v) = stack.pop() {
+        let kids: &[Value] = match v {
+            Value::Tuple(x) | Value::List(x) => x,
+            Value::Dict(items) => {
+                for (k, x) in items {
+                    n += 2;
+                    stack.push(k);
+                    stack.push(x);
+                }
+                &[]
+            }
+            Value::Object(a, b) => {
+                n += 2;
+                stack.push(a);
+                stack.push(b);
+                &[]
+            }
+            _ => &[],
+        };
+        n += kids.len();
+        stack.extend(kids.iter());
+        if n > limit {
+            return n;
+        }
+    }
+    n
 }
 
 struct Machine<'a> {
@@ -97,6 +138,8 @@ struct Machine<'a> {
     stack: Vec<Value>,
     marks: Vec<usize>,
     memo: HashMap<u32, Value>,
+    /// Values the memo may still copy.
+    budget: usize,
 }
 
 impl Machine<'_> {
@@ -124,6 +167,22 @@ impl Machine<'_> {
     fn len(&mut self, n: usize) -> Result<usize> {
         let v = self.uint(n)?;
         usize::try_from(v).map_err(|_| self.bad(self.pos, format!("length {v} is too large")))
+    }
+
+    /// Charges a copy of `n` values to the copy budget (counted before the copy is made).
+    fn charge(&mut self, n: usize, at: usize) -> Result<()> {
+        if n > self.budget {
+            return Err(self.bad(
+                at,
+                format!(
+                    "the memo copies more than {} values for a pickle of {} bytes (a memo bomb?)",
+                    copy_budget(self.b.len()),
+                    self.b.len()
+                ),
+            ));
+        }
+        self.budget -= n;
+        Ok(())
     }
 
     fn pop(&mut self, at: usize) -> Result<Value> {
@@ -331,12 +390,18 @@ impl Machine<'_> {
                         b'r' => self.uint(4)? as u32,
                         _ => self.memo.len() as u32,
                     };
+                    let budget = self.budget;
+                    let n = values(self.top(at)?, budget);
+                    self.charge(n, at)?;
                     let v = self.top(at)?.clone();
                     self.memo.insert(key, v);
                 }
                 b'h' | b'j' => {
                     let key = if op == b'h' { self.uint(1)? } else { self.uint(4)? } as u32;
-                    let v = self.memo.get(&key).cloned().ok_or_else(|| self.bad(at, format!("memo {key} is unset")))?;
+                    let Some(v) = self.memo.get(&key) else { return Err(self.bad(at, format!("memo {key} is unset"))) };
+                    let n = values(v, self.budget);
+                    self.charge(n, at)?;
+                    let v = self.memo[&key].clone();
                     self.stack.push(v);
                 }
                 other => {
@@ -472,6 +537,137 @@ fn pairs(items: Vec<Value>) -> Option<Vec<(Value, Value)>> {
         out.push((k, v));
     }
     Some(out)
+}
+
+/// What a pickle's opcodes ask of an unpickler, counted without building anything: how many values its memo
+/// hands out again, and how many opcodes it has. Checked before a third-party reader (candle's, for PyTorch
+/// `.pth` files) sees the bytes, since that reader copies memoised values and cannot be bounded from outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpcodeCounts {
+    pub memo_gets: usize,
+    pub opcodes: usize,
+}
+
+/// Walks the opcodes of a protocol 2-5 pickle (the ones PyTorch writes, `BINPERSID` included) up to `STOP`.
+pub fn count_opcodes(b: &[u8], file: &str) -> Result<OpcodeCounts> {
+    let bad = |at: usize, detail: String| DataError::Malformed {
+        file: file.to_string(),
+        detail: format!("pickle, byte {at}: {detail}"),
+    };
+    let mut pos = 0usize;
+    let mut c = OpcodeCounts { memo_gets: 0, opcodes: 0 };
+    let uint = |pos: usize, n: usize| -> Option<u64> {
+        b.get(pos..pos.checked_add(n)?).map(|s| s.iter().rev().fold(0u64, |v, &x| (v << 8) | x as u64))
+    };
+    loop {
+        let at = pos;
+        let Some(&op) = b.get(pos) else { return Err(bad(at, "ends without STOP".into())) };
+        pos += 1;
+        c.opcodes += 1;
+        // the bytes of the opcode's argument
+        let arg: usize = match op {
+            b'.' => return Ok(c),
+            0x80 | b'K' | b'q' | b'h' | 0x88 | 0x89 => {
+                if matches!(op, b'h') {
+                    c.memo_gets += 1;
+                }
+                if matches!(op, 0x88 | 0x89) {
+                    0
+                } else {
+                    1
+                }
+            }
+            b'M' => 2,
+            b'J' | b'r' | b'j' => {
+                if op == b'j' {
+                    c.memo_gets += 1;
+                }
+                4
+            }
+            0x95 | b'G' => 8,
+            0x8a | b'U' | b'C' | 0x8c => 1 + uint(pos, 1).ok_or_else(|| bad(at, "truncated".into()))? as usize,
+            0x8b | b'T' | b'B' | b'X' => 4 + uint(pos, 4).ok_or_else(|| bad(at, "truncated".into()))? as usize,
+            0x8d | 0x8e | 0x96 => {
+                let n = uint(pos, 8).ok_or_else(|| bad(at, "truncated".into()))?;
+                usize::try_from(n).ok().and_then(|n| n.checked_add(8)).ok_or_else(|| bad(at, format!("length {n}")))?
+            }
+            b'c' => {
+                // GLOBAL: two newline-terminated lines
+                let mut lines = 0;
+                let mut k = pos;
+                while lines < 2 {
+                    match b.get(k) {
+                        Some(b'\n') => lines += 1,
+                        Some(_) => {}
+                        None => return Err(bad(at, "truncated GLOBAL".into())),
+                    }
+                    k += 1;
+                }
+                k - pos
+            }
+            b'(' | b'0' | b'1' | b'2' | b'N' | b')' | b't' | 0x85 | 0x86 | 0x87 | b']' | b'l' | b'a' | b'e' | b'}'
+            | b'd' | b's' | b'u' | 0x93 | b'R' | 0x81 | b'b' | 0x94 | b'Q' | 0x8f | 0x90 | 0x91 | 0x92 | 0x97
+            | 0x98 => 0,
+            other => return Err(bad(at, format!("opcode 0x{other:02x} is not one of protocols 2-5"))),
+        };
+        pos = pos.checked_add(arg).filter(|&p| p <= b.len()).ok_or_else(|| bad(at, "truncated argument".into()))?;
+    }
+}
+
+/// The most memo hand-outs a PyTorch checkpoint's pickle may have (a state dict of thousands of tensors needs a
+/// few per tensor).
+pub const MAX_TORCH_MEMO_GETS: usize = 200_000;
+/// The largest pickle (`data.pkl`) of a PyTorch checkpoint this project reads.
+pub const MAX_TORCH_PICKLE: u64 = 64 << 20;
+
+/// Checks a PyTorch checkpoint (`.pth`: a zip with `*/data.pkl`, or a legacy file starting with a pickle) before a
+/// third-party reader unpickles it: the pickle must be at most [`MAX_TORCH_PICKLE`] bytes, well formed, and hand
+/// out at most [`MAX_TORCH_MEMO_GETS`] memoised values.
+pub fn vet_torch_file(path: &std::path::Path) -> Result<()> {
+    let file = path.display().to_string();
+    let io = |e: std::io::Error| DataError::io(path, e);
+    let f = std::fs::File::open(path).map_err(io)?;
+    let pkl: Vec<u8> = match zip::ZipArchive::new(std::io::BufReader::new(f)) {
+        Ok(mut z) => {
+            let name = (0..z.len())
+                .filter_map(|i| z.by_index(i).ok().map(|e| e.name().to_string()))
+                .find(|n| n.ends_with("data.pkl"))
+                .ok_or_else(|| DataError::Malformed {
+                    file: file.clone(),
+                    detail: "a zip without a data.pkl (not a PyTorch checkpoint)".into(),
+                })?;
+            let e = z.by_name(&name).map_err(|e| DataError::Malformed { file: file.clone(), detail: e.to_string() })?;
+            if e.size() > MAX_TORCH_PICKLE {
+                return Err(DataError::Malformed {
+                    file,
+                    detail: format!(
+                        "{name} is {} bytes, more than the {MAX_TORCH_PICKLE} a state dict needs",
+                        e.size()
+                    ),
+                });
+            }
+            let mut v = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::Read::take(e, MAX_TORCH_PICKLE + 1), &mut v).map_err(io)?;
+            v
+        }
+        Err(_) => {
+            let mut v = Vec::new();
+            let f = std::fs::File::open(path).map_err(io)?;
+            std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_TORCH_PICKLE), &mut v).map_err(io)?;
+            v
+        }
+    };
+    let c = count_opcodes(&pkl, &file)?;
+    if c.memo_gets > MAX_TORCH_MEMO_GETS {
+        return Err(DataError::Malformed {
+            file,
+            detail: format!(
+                "its pickle takes {} values from its memo (at most {MAX_TORCH_MEMO_GETS}: a memo bomb?)",
+                c.memo_gets
+            ),
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -213,6 +213,8 @@ pub fn read_weights(path: &Path, device: &Device) -> Result<HashMap<String, Tens
     let map: HashMap<String, Tensor> = if is_st {
         candle_core::safetensors::load(path, device).map_err(|e| candle_core::Error::msg(format!("{shown}: {e}")))?
     } else {
+        // candle's unpickler copies memoised values and cannot be bounded: vet the file's pickle first
+        ebm_data::pickle::vet_torch_file(path).map_err(|e| candle_core::Error::msg(e.to_string()))?;
         let read = |key: Option<&str>| candle_core::pickle::read_all_with_key(path, key);
         let mut v =
             read(None).map_err(|e| candle_core::Error::msg(format!("{shown}: not a PyTorch state dict ({e})")))?;

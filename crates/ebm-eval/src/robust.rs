@@ -82,6 +82,9 @@ pub enum Through {
     Bpda,
     /// The gradient through the unrolled refinement, Hessian-vector products by central differences of step `h`.
     Unroll { h: f32 },
+    /// [`Through::Bpda`] averaged over `samples` draws of the refinement's noise (expectation over transformation,
+    /// Athalye et al. 2018): the attack on a randomised defence.
+    BpdaEot { samples: usize },
 }
 
 /// `argmax_y -E(x~_y, y)` over `classes` classes, with optional [`Refinement`].
@@ -228,7 +231,7 @@ impl<E: Energy + ?Sized> EnergyClassifier<'_, E> {
             candle_core::bail!("{b} inputs but {} labels", labels.len());
         }
         let refine = match (&self.refine, through) {
-            (Some(r), Through::Bpda | Through::Unroll { .. }) if r.steps > 0 => Some(*r),
+            (Some(r), Through::Bpda | Through::BpdaEot { .. } | Through::Unroll { .. }) if r.steps > 0 => Some(*r),
             _ => None,
         };
         let keep = matches!(through, Through::Unroll { .. });
@@ -372,7 +375,22 @@ pub fn pgd<E: Energy + ?Sized>(
     }
     for s in 0..p.steps {
         let xt = Tensor::from_slice(&x, shape.as_slice(), x0.device())?;
-        let (g, _, _) = clf.loss_grad(&xt, labels, through, seed.wrapping_add(1 + s as u64))?;
+        let step_seed = seed.wrapping_add(1 + s as u64);
+        let g = match through {
+            Through::BpdaEot { samples } if samples > 1 => {
+                // the mean gradient over independent draws of the refinement noise
+                let mut acc: Option<Tensor> = None;
+                for k in 0..samples as u64 {
+                    let (g, _, _) = clf.loss_grad(&xt, labels, through, step_seed ^ (k << 40))?;
+                    acc = Some(match acc {
+                        None => g,
+                        Some(a) => (a + g)?,
+                    });
+                }
+                (acc.expect("samples > 1") / samples as f64)?
+            }
+            _ => clf.loss_grad(&xt, labels, through, step_seed)?.0,
+        };
         let g = g.flatten_all()?.to_vec1::<f32>()?;
         match p.norm {
             Norm::Linf => {

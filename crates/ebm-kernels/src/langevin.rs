@@ -117,7 +117,33 @@ fn apply<const GRAD: bool, const MASK: bool, const TEXTBOOK: bool>(
     }
 }
 
-/// The update on plain slices; `sample_len` is the number of elements per batch entry (for `Clip::SampleL2`).
+impl LangevinUpdate {
+    /// Errors unless the settings describe an update: finite step and noise (noise >= 0), a clip bound that is a
+    /// positive number, a clamp `(lo, hi)` of finite `lo < hi`.
+    pub fn validate(&self) -> Result<()> {
+        if !self.step_size.is_finite() {
+            candle_core::bail!("Langevin step size must be finite, got {}", self.step_size);
+        }
+        if !(self.noise_std.is_finite() && self.noise_std >= 0.0) {
+            candle_core::bail!("Langevin noise must be a finite number >= 0, got {}", self.noise_std);
+        }
+        match self.clip {
+            Clip::Elementwise(c) | Clip::SampleL2(c) if !(c.is_finite() && c > 0.0) => {
+                candle_core::bail!("a Langevin gradient clip must be a positive number, got {c}")
+            }
+            _ => {}
+        }
+        if let Some((lo, hi)) = self.clamp {
+            if !(lo.is_finite() && hi.is_finite() && lo < hi) {
+                candle_core::bail!("a Langevin clamp must be (lo, hi) with finite lo < hi, got ({lo}, {hi})");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The update on plain slices; `sample_len` is the number of elements per batch entry (for `Clip::SampleL2`). The
+/// settings must pass [`LangevinUpdate::validate`] (a clamp with `lo > hi` panics here).
 pub fn update_slices(x: &mut [f32], grad: Option<&[f32]>, mask: Option<&[f32]>, p: &LangevinUpdate, sample_len: usize) {
     let sample_len = sample_len.max(1);
     let scales = match (grad, p.clip) {
@@ -262,6 +288,7 @@ fn check(x: &Tensor, other: Option<&Tensor>, what: &str) -> Result<()> {
 ///
 /// `x` must not share its storage with a tensor the caller still needs unchanged.
 pub fn langevin_update_(x: &Tensor, grad: Option<&Tensor>, mask: Option<&Tensor>, p: &LangevinUpdate) -> Result<()> {
+    p.validate()?;
     check(x, grad, "grad")?;
     check(x, mask, "mask")?;
     let grad = grad.map(|g| g.contiguous()).transpose()?;

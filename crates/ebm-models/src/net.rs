@@ -31,6 +31,8 @@ pub const CONFIG_KEY: &str = "ebm.model_config";
 pub const FORMAT_KEY: &str = "ebm.format";
 /// The format tag of model checkpoints.
 pub const FORMAT: &str = "ebm-model/1";
+/// Metadata key holding, in a model file written by a training run, the run config (TOML) it was trained with.
+pub const RUN_CONFIG_KEY: &str = "ebm.run_config";
 
 /// A network of the zoo, ready to compute energies.
 pub struct EnergyNet {
@@ -66,6 +68,30 @@ impl EnergyNet {
         };
         net.normalise(false)?;
         Ok(net)
+    }
+
+    /// Every tensor `config` would build (name, shape, trainable), without allocating any: the check a config read
+    /// from a file goes through before it is built.
+    pub fn plan(config: &ModelConfig) -> Result<std::collections::BTreeMap<String, (Vec<usize>, bool)>> {
+        let mut params = Params::planning();
+        let mut rng = Rng::new(0);
+        let mut b = Builder::new(&mut params, &mut rng, &Device::Cpu);
+        crate::zoo::build(config, &mut b)?;
+        Ok(params.planned().cloned().unwrap_or_default())
+    }
+
+    /// Scalars in every tensor `config` would build, or `None` if the count overflows (a config no machine can
+    /// hold).
+    pub fn planned_scalars(config: &ModelConfig) -> Result<Option<u64>> {
+        let mut total: u64 = 0;
+        for (shape, _) in Self::plan(config)?.values() {
+            let n = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d as u64));
+            match n.and_then(|n| total.checked_add(n)) {
+                Some(t) => total = t,
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(total))
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -183,7 +209,22 @@ impl EnergyNet {
 
     /// Writes weights, power-iteration state and config to one safetensors file, atomically.
     pub fn save(&self, path: &Path) -> std::result::Result<(), ModelError> {
+        self.save_with(path, &[])
+    }
+
+    /// [`EnergyNet::save`] with extra metadata entries (e.g. the run config the model was trained with). A model
+    /// holding a NaN or an infinity is refused: a saved model is always usable.
+    pub fn save_with(&self, path: &Path, meta: &[(&str, String)]) -> std::result::Result<(), ModelError> {
+        if let Some(name) = self.params.first_non_finite()? {
+            return Err(ModelError::Checkpoint {
+                path: path.display().to_string(),
+                reason: format!("not written: parameter `{name}` holds non-finite values (NaN or infinity)"),
+            });
+        }
         let mut b = Bundle::new();
+        for (k, v) in meta {
+            b.set_meta(*k, v.clone());
+        }
         for (name, slot) in self.params.iter() {
             b.insert(name, slot.var.as_tensor().clone());
         }
@@ -216,6 +257,27 @@ impl EnergyNet {
         let cfg_json = bundle.meta(path, CONFIG_KEY)?;
         let config: ModelConfig =
             serde_json::from_str(cfg_json).map_err(|e| err(format!("model config does not parse: {e}")))?;
+        // the tensors the config asks for must be the ones in the file before anything is built: a config edited to
+        // `filters = 1000000` would otherwise allocate terabytes
+        let plan = Self::plan(&config).map_err(|e| err(format!("model config: {e}")))?;
+        let arch = config.arch_name();
+        for (name, (shape, _)) in &plan {
+            let t = bundle.tensors.get(name).ok_or_else(|| {
+                err(format!("missing tensor `{name}` that the `{arch}` model of its config needs (config: {cfg_json})"))
+            })?;
+            if t.dims() != shape.as_slice() {
+                return Err(err(format!(
+                    "tensor `{name}` has shape {:?}, the `{arch}` model of its config needs {shape:?}",
+                    t.dims()
+                )));
+            }
+            if !matches!(t.dtype(), DType::F32 | DType::F64 | DType::F16 | DType::BF16) {
+                return Err(err(format!("tensor `{name}` holds {:?} values, a model stores floats", t.dtype())));
+            }
+        }
+        if let Some(extra) = bundle.tensors.keys().find(|k| !plan.contains_key(*k)) {
+            return Err(err(format!("unexpected tensor `{extra}` for a `{arch}` model")));
+        }
         let device = bundle.tensors.values().next().map(|t| t.device().clone()).unwrap_or(Device::Cpu);
         let mut net = Self::new(config, &mut Rng::new(0), &device)?;
         net.load_tensors(bundle, path)?;
@@ -270,7 +332,14 @@ impl EnergyNet {
                     slot.var.dims()
                 )));
             }
-            slot.var.set(&t.to_dtype(slot.var.dtype())?.to_device(&self.device)?)?;
+            if !matches!(t.dtype(), DType::F32 | DType::F64 | DType::F16 | DType::BF16) {
+                return Err(err(format!("tensor `{key}` holds {:?} values, a model stores floats", t.dtype())));
+            }
+            let t = t.to_dtype(slot.var.dtype())?.to_device(&self.device)?;
+            if !all_finite(&t)? {
+                return Err(err(format!("tensor `{key}` holds non-finite values (NaN or infinity)")));
+            }
+            slot.var.set(&t)?;
         }
         let extra = bundle.tensors.keys().filter_map(|k| k.strip_prefix(prefix)).find(|k| !self.params.contains(k));
         if let Some(extra) = extra {
@@ -279,6 +348,12 @@ impl EnergyNet {
         self.normalise(false)?;
         Ok(())
     }
+}
+
+/// Whether every value of `t` is finite (`0 t` is 0 exactly where `t` is finite, NaN elsewhere).
+pub fn all_finite(t: &Tensor) -> Result<bool> {
+    let z = (t * 0.0)?.abs()?.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+    Ok(z == 0.0)
 }
 
 impl Energy for EnergyNet {

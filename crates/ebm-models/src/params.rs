@@ -15,11 +15,34 @@ pub struct Slot {
 #[derive(Debug, Clone, Default)]
 pub struct Params {
     slots: BTreeMap<String, Slot>,
+    /// When planning: the shapes the network would store, and nothing allocated.
+    plan: Option<BTreeMap<String, (Vec<usize>, bool)>>,
 }
 
 impl Params {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Params that only record the name, shape and trainability of every tensor a network asks for, allocating
+    /// nothing: what a config would build, checked before building it (a config read from a file may ask for
+    /// far more memory than the machine has).
+    pub fn planning() -> Self {
+        Self { slots: BTreeMap::new(), plan: Some(BTreeMap::new()) }
+    }
+
+    /// The recorded shapes of planning params (`None` for real ones).
+    pub fn planned(&self) -> Option<&BTreeMap<String, (Vec<usize>, bool)>> {
+        self.plan.as_ref()
+    }
+
+    /// Records `name` when planning (and says so); a name given twice is an error either way.
+    fn record(&mut self, name: &str, shape: &Shape, trainable: bool) -> Result<bool> {
+        let Some(plan) = self.plan.as_mut() else { return Ok(false) };
+        if plan.insert(name.to_string(), (shape.dims().to_vec(), trainable)).is_some() {
+            candle_core::bail!("parameter `{name}` defined twice");
+        }
+        Ok(true)
     }
 
     fn add(&mut self, name: &str, t: Tensor, trainable: bool) -> Result<()> {
@@ -33,6 +56,9 @@ impl Params {
     /// A trainable parameter drawn from N(0, std^2).
     pub fn normal(&mut self, name: &str, shape: impl Into<Shape>, std: f32, rng: &mut Rng, dev: &Device) -> Result<()> {
         let shape = shape.into();
+        if self.record(name, &shape, true)? {
+            return Ok(());
+        }
         let v = rng.normal_vec(shape.elem_count(), 0.0, std);
         self.add(name, Tensor::from_vec(v, shape, dev)?, true)
     }
@@ -47,12 +73,19 @@ impl Params {
         dev: &Device,
     ) -> Result<()> {
         let shape = shape.into();
+        if self.record(name, &shape, true)? {
+            return Ok(());
+        }
         let v = rng.uniform_vec(shape.elem_count(), -bound, bound);
         self.add(name, Tensor::from_vec(v, shape, dev)?, true)
     }
 
     /// A trainable parameter filled with `value`.
     pub fn constant(&mut self, name: &str, shape: impl Into<Shape>, value: f32, dev: &Device) -> Result<()> {
+        let shape = shape.into();
+        if self.record(name, &shape, true)? {
+            return Ok(());
+        }
         let t = (Tensor::ones(shape, DType::F32, dev)? * value as f64)?;
         self.add(name, t, true)
     }
@@ -60,6 +93,9 @@ impl Params {
     /// Non-trainable state drawn from N(0, 1) (the spectral-norm vector `u`).
     pub fn state_normal(&mut self, name: &str, shape: impl Into<Shape>, rng: &mut Rng, dev: &Device) -> Result<()> {
         let shape = shape.into();
+        if self.record(name, &shape, false)? {
+            return Ok(());
+        }
         let v = rng.normal_vec(shape.elem_count(), 0.0, 1.0);
         self.add(name, Tensor::from_vec(v, shape, dev)?, false)
     }
@@ -89,6 +125,16 @@ impl Params {
                 Ok((k.clone(), v.iter().map(|x| x.to_bits()).collect()))
             })
             .collect()
+    }
+
+    /// The first tensor holding a NaN or an infinity, by name (`None` when every value is finite).
+    pub fn first_non_finite(&self) -> Result<Option<&str>> {
+        for (k, s) in &self.slots {
+            if !crate::net::all_finite(s.var.as_tensor())? {
+                return Ok(Some(k));
+            }
+        }
+        Ok(None)
     }
 
     /// Trainable parameters, sorted by name: the order an optimizer's state follows.

@@ -134,6 +134,16 @@ impl<E: Stored> ReplayBuffer<E> {
         self.len == 0
     }
 
+    /// The shape of one stored sample.
+    pub fn sample_shape(&self) -> &[usize] {
+        &self.sample_shape
+    }
+
+    /// The length of the stored conditions (0: none).
+    pub fn cond_dim(&self) -> usize {
+        self.cond_dim
+    }
+
     pub fn capacity(&self) -> usize {
         self.capacity
     }
@@ -288,6 +298,14 @@ impl<E: Stored> ReplayBuffer<E> {
             return Err(bad(format!("stores {:?} samples, expected {:?}", data.dtype(), E::DTYPE)));
         }
         let cond = b.get(path, &key("cond"))?;
+        if data.rank() < 1 || cond.rank() != 2 || cond.dtype() != DType::F32 {
+            return Err(bad(format!(
+                "entries of shape {:?} and conditions of shape {:?} ({:?}); expected [N, ...] and f32 [N, D]",
+                data.dims(),
+                cond.dims(),
+                cond.dtype()
+            )));
+        }
         let len = data.dims()[0];
         if len > capacity || next >= capacity.max(1) || cond.dims().first() != Some(&len) {
             return Err(bad(format!("inconsistent sizes: {len} entries, capacity {capacity}, next {next}")));

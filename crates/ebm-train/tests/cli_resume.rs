@@ -1,5 +1,6 @@
-//! `train --resume` through the command line continues bit for bit: a run killed (SIGKILL) after its checkpoint at
-//! iteration 10 and resumed writes the same model, checkpoint and summary bytes as a run straight through.
+//! `train --resume` through the command line continues bit for bit: a run killed (SIGKILL) or terminated (SIGTERM)
+//! after its checkpoint at iteration 10 and resumed writes the same model, checkpoint and summary bytes as a run
+//! straight through, and its metrics.jsonl holds only whole lines.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -33,7 +34,17 @@ fn logged(dir: &Path) -> u64 {
 
 #[test]
 fn a_killed_and_resumed_run_equals_an_uninterrupted_one_byte_for_byte() {
-    let d = tmp("digits");
+    interrupted_and_resumed("KILL");
+}
+
+#[test]
+fn a_terminated_and_resumed_run_equals_an_uninterrupted_one_byte_for_byte() {
+    interrupted_and_resumed("TERM");
+}
+
+/// A run stopped by `signal` after iteration 12 (its last checkpoint at 10), then `train --resume`d.
+fn interrupted_and_resumed(signal: &str) {
+    let d = tmp(signal);
     let mut cfg = ebm_cd::presets::load("digits").unwrap();
     cfg.model = ebm_models::ModelConfig::DigitsNet(ebm_models::DigitsNetConfig { filters: 8, ..Default::default() });
     cfg.train.batch_size = 32;
@@ -61,12 +72,17 @@ fn a_killed_and_resumed_run_equals_an_uninterrupted_one_byte_for_byte() {
         assert!(t0.elapsed() < Duration::from_secs(120), "the run did not reach iteration 12");
         std::thread::sleep(Duration::from_millis(5));
     }
-    child.kill().unwrap();
+    let sent = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap();
+    assert!(sent.success());
     child.wait().unwrap();
     let at = logged(&resumed);
     assert!(at < 40 && !resumed.join("model.safetensors").exists(), "killed too late (iteration {at})");
 
     ebm(&["train", "--resume", &s(&resumed)]);
+    let metrics = std::fs::read_to_string(resumed.join("metrics.jsonl")).unwrap();
+    for l in metrics.lines() {
+        serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("a torn line {l:?}: {e}"));
+    }
     for f in ["model.safetensors", "checkpoint.safetensors", "summary.json"] {
         assert!(bytes(&straight.join(f)) == bytes(&resumed.join(f)), "{f} differs after a kill at {at} and a resume");
     }

@@ -253,7 +253,20 @@ fn model_dir(given: Option<&Path>, which: Factor, a: &Settings, device: &Device)
         cfg.train.iterations = n;
     }
     tracing::info!("training the {} model into {}", which.name(), dir.display());
-    let start = ebm_cd::Start::New { cfg: Box::new(cfg), runs_dir: a.out.clone(), out: Some(dir.clone()) };
+    // a run an earlier call left unfinished continues; a new one starts in `dir`
+    let start = if ebm_cd::run_dir::holds_run(&dir) == Some(false) && dir.join("checkpoint.safetensors").exists() {
+        tracing::info!("continuing the unfinished {} model in {}", which.name(), dir.display());
+        ebm_cd::Start::Resume { dir: dir.clone(), iterations: a.iterations }
+    } else {
+        let existing = ebm_cd::run_dir::Existing::Refuse;
+        ebm_cd::Start::New {
+            cfg: Box::new(cfg),
+            runs_dir: a.out.clone(),
+            out: Some(dir.clone()),
+            existing,
+            ignore_memory: false,
+        }
+    };
     let outcome = ebm_cd::run::train(start, device)?;
     tracing::info!("{outcome}");
     Ok(dir)

@@ -48,6 +48,7 @@ pub fn run(s: &Subject, class: u32, chains: usize, ais: &Ais, device: &Device) -
     let conditional = s.conditional();
     let classes = s.classes();
     ensure!(!conditional || (class as usize) < classes, "--class {class} is outside 0..{classes}");
+    ensure!(chains >= 1 && ais.bridges >= 1, "--chains and --bridges must be at least 1");
     let cond = if conditional { labels_cond(&vec![class; chains], classes, device)? } else { None };
     let shape = s.shape();
     let (fwd, end) = ais.forward(&s.model, &shape, chains, cond.as_ref(), s.seed ^ FORWARD_SEED, device)?;

@@ -2,7 +2,7 @@
 //! refinement of each class copy.
 
 use super::{secs, subset, Setup, Subject};
-use crate::error::Result;
+use crate::error::{ensure, Result};
 use crate::robust::{EnergyClassifier, Refinement};
 use candle_core::Device;
 use ebm_data::Split;
@@ -47,6 +47,7 @@ pub struct ClassifyReport {
 /// `eval classify`: writes `classify.json` and `confusion.png`.
 pub fn run(s: &Subject, set: &Settings, device: &Device) -> Result<ClassifyReport> {
     let classes = s.need_classes("classification")?;
+    ensure!(set.limit != Some(0), "--limit must be at least 1");
     let t0 = Instant::now();
     let (x, y) = subset(&s.split(Split::Test)?, set.limit, s.seed)?;
     let refine = (set.refine_steps > 0).then(|| s.refinement(set.refine_steps, set.refine_radius));

@@ -43,6 +43,7 @@ pub struct CompleteReport {
 pub fn run(s: &Subject, mask: &str, steps: usize, limit: usize, device: &Device) -> Result<CompleteReport> {
     let t0 = Instant::now();
     let [_, h, w] = s.shape();
+    crate::error::ensure!(limit >= 1, "--limit must be at least 1");
     let kind = MaskKind::parse(mask, h, w).map_err(EvalError::Settings)?;
     let (x, y) = subset(&s.split(Split::Test)?, Some(limit), s.seed)?;
     let x = x.to_device(device)?;

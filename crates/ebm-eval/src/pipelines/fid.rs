@@ -125,6 +125,8 @@ pub struct FidReport {
 
 /// `eval fid`: writes `fid.json` and `fid_samples.png`.
 pub fn run(s: &Subject, f: &Settings, device: &Device) -> Result<FidReport> {
+    crate::error::ensure!(f.per_class >= 1 && f.batch >= 1, "--per-class and --batch must be at least 1");
+    crate::error::ensure!(f.reference_limit != Some(0), "--reference-limit must be at least 1");
     let t0 = Instant::now();
     let net = InceptionV3::load(&f.inception, device)?;
     let samples = match &f.samples {

@@ -28,6 +28,7 @@ pub fn sample(
     device: &Device,
 ) -> Result<(PathBuf, PathBuf)> {
     let shape = model.config().input_shape();
+    crate::error::ensure!(per_class >= 1, "--per-class must be at least 1");
     if shape.len() != 3 {
         return Err(EvalError::input(model_path, "`sample` draws image models; use `train` for 2D runs"));
     }

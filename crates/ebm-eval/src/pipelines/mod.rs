@@ -18,6 +18,7 @@
 
 pub mod ais;
 pub mod classify;
+pub mod compare;
 pub mod complete;
 pub mod fid;
 pub mod inspect;
@@ -25,6 +26,7 @@ pub mod ood;
 pub mod quality;
 pub mod report;
 pub mod robust;
+pub mod steps;
 
 use crate::error::{ensure, Context, EvalError, Result};
 use crate::robust::Refinement;

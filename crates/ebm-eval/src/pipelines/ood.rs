@@ -2,7 +2,7 @@
 //! positives, against synthetic sets, other datasets and the user's files.
 
 use super::{load_set, mean, secs, subset, Setup, Subject};
-use crate::error::Result;
+use crate::error::{ensure, Result};
 use candle_core::{Device, Tensor};
 use ebm_data::Split;
 use ebm_kernels::Rng;
@@ -14,6 +14,55 @@ use std::time::Instant;
 
 /// The family of streams of the negative sets, one per set keyed by its spec.
 pub const NEGATIVES_STREAM: u64 = 0x00d;
+
+/// What an image is scored by: its energy (`-E(x)`, or `-min_y E(x, y)` for a conditional model), or, as for a
+/// softmax classifier, its largest class probability `max_y softmax(-E(x, .))_y`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Score {
+    Energy,
+    MaxProb,
+}
+
+impl std::str::FromStr for Score {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "energy" => Ok(Score::Energy),
+            "maxprob" | "max-prob" => Ok(Score::MaxProb),
+            _ => Err(format!("unknown score `{s}` (use energy or maxprob)")),
+        }
+    }
+}
+
+impl Score {
+    fn describe(self, conditional: bool) -> &'static str {
+        match (self, conditional) {
+            (Score::MaxProb, _) => "max_y softmax(-E(x, .))_y",
+            (Score::Energy, true) => "-min_y E(x, y)",
+            (Score::Energy, false) => "-E(x)",
+        }
+    }
+}
+
+/// The scores of `x` (higher: more in-distribution).
+fn scores(s: &Subject, x: &Tensor, score: Score) -> Result<Vec<f32>> {
+    let c = if s.conditional() { s.classes() } else { 0 };
+    match score {
+        Score::Energy => Ok(crate::ood::scores(&s.model, x, c, 256)?),
+        Score::MaxProb => {
+            let mut out = Vec::with_capacity(x.dims()[0]);
+            for start in (0..x.dims()[0]).step_by(256) {
+                let len = (x.dims()[0] - start).min(256);
+                let logits = crate::classify::class_energies(&s.model, &x.narrow(0, start, len)?, c)?.neg()?;
+                let p = candle_core::Tensor::exp(&logits.broadcast_sub(&logits.max_keepdim(1)?)?)?;
+                let p = p.broadcast_div(&p.sum_keepdim(1)?)?;
+                out.extend(p.max(1)?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?);
+            }
+            Ok(out)
+        }
+    }
+}
 
 /// The negative sets of the paper's table: uniform noise, constant images, interpolations.
 pub const SYNTHETIC: [&str; 3] = ["uniform", "constant", "interp"];
@@ -33,6 +82,7 @@ pub struct SetReport {
 pub struct OodReport {
     pub what: &'static str,
     pub score: &'static str,
+    pub score_kind: Score,
     pub setup: Setup,
     pub in_distribution: String,
     pub negatives_quantised_to_levels: u16,
@@ -97,24 +147,26 @@ fn negatives(
     })
 }
 
-/// `eval ood` against each set of `against` with at most `limit` in-distribution images (default 2000); writes
-/// `ood.json` and `ood.png`.
-pub fn run(s: &Subject, against: &[String], limit: Option<usize>, device: &Device) -> Result<OodReport> {
+/// `eval ood` against each set of `against` with at most `limit` in-distribution images (default 2000), scoring
+/// by `score`; writes `ood.json` and `ood.png`.
+pub fn run(s: &Subject, against: &[String], limit: Option<usize>, score: Score, device: &Device) -> Result<OodReport> {
     let t0 = Instant::now();
+    ensure!(limit != Some(0), "--limit must be at least 1");
+    ensure!(!against.is_empty(), "--against needs at least one set");
     let test = s.split(Split::Test)?;
     let levels = test.levels();
     let (x_in, _) = subset(&test, Some(limit.unwrap_or(2000)), s.seed)?;
     let x_in = x_in.to_device(device)?;
     let n = x_in.dims()[0];
     let conditional = s.conditional();
-    let c = if conditional { s.classes() } else { 0 };
-    let s_in = crate::ood::scores(&s.model, &x_in, c, 256)?;
+    ensure!(score == Score::Energy || conditional, "--score maxprob needs a class-conditional model");
+    let s_in = scores(s, &x_in, score)?;
     let mut sets = BTreeMap::new();
     let mut auroc = BTreeMap::new();
     let mut panels = Vec::new();
     for spec in against {
         let (x_out, what) = negatives(s, spec, &x_in, n, levels, device)?;
-        let s_out = crate::ood::scores(&s.model, &x_out, c, 256)?;
+        let s_out = scores(s, &x_out, score)?;
         let a = crate::auroc(&s_in, &s_out)?;
         auroc.insert(spec.clone(), a);
         sets.insert(
@@ -122,14 +174,15 @@ pub fn run(s: &Subject, against: &[String], limit: Option<usize>, device: &Devic
             SetReport { what, images: s_out.len(), auroc: a, score_mean_in: mean(&s_in), score_mean_out: mean(&s_out) },
         );
         let chart = HistogramChart::new(&format!("{spec}: AUROC {a:.3}"), 40)
-            .x_label(if conditional { "score -min_y E(x, y)" } else { "score -E(x)" })
+            .x_label(&format!("score {}", score.describe(conditional)))
             .size(560, 340)
             .render(&[(&s.data, &s_in, palette(0)), (spec.as_str(), &s_out, palette(1))]);
         panels.push((String::new(), chart));
     }
     let r = OodReport {
         what: "OOD detection: AUROC of the score (in-distribution = positives), no Langevin",
-        score: if conditional { "-min_y E(x, y)" } else { "-E(x)" },
+        score: score.describe(conditional),
+        score_kind: score,
         setup: s.setup(),
         in_distribution: format!("{n} test images (seeded random subset), pixels p/(L-1)"),
         negatives_quantised_to_levels: levels,

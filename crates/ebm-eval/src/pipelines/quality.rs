@@ -28,6 +28,8 @@ pub fn train_classifier(
     out: &Path,
 ) -> Result<(PixelClassifier, ClassifierInfo)> {
     let train = load_set(data, dir, Split::Train)?;
+    crate::error::ensure!(limit != Some(0), "--limit must be at least 1");
+    crate::error::ensure!(cfg.epochs >= 1 && cfg.hidden >= 1, "--epochs and --hidden must be at least 1");
     let test = load_set(data, dir, Split::Test)?;
     let (x, y) = subset(&train, limit, cfg.seed)?;
     let (xt, yt) = subset(&test, None, cfg.seed)?;
@@ -143,6 +145,7 @@ pub fn run(
 ) -> Result<QualityReport> {
     let t0 = Instant::now();
     let steps = steps.unwrap_or_else(|| s.default_steps());
+    crate::error::ensure!(per_class >= 1, "--per-class must be at least 1");
     let (clf, info, clf_path) = judge(s, classifier)?;
     let conditional = s.conditional();
     let (samples, labels) = fresh(s, per_class, steps, device)?;

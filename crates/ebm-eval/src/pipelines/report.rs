@@ -70,7 +70,7 @@ pub fn run(s: &Subject, set: &Settings, device: &Device) -> Result<(Report, Stri
     } else {
         against.extend(set.ood_datasets.iter().cloned());
     }
-    let ood = ood::run(s, &against, None, device)?;
+    let ood = ood::run(s, &against, None, ood::Score::Energy, device)?;
     let robust = if conditional {
         let r = robust::Settings {
             norm: Norm::Linf,

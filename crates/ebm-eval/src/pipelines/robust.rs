@@ -38,6 +38,7 @@ pub fn through_name(t: Through) -> &'static str {
         Through::Ignore => "ignore",
         Through::Bpda => "bpda",
         Through::Unroll { .. } => "unroll",
+        Through::BpdaEot { .. } => "bpda-eot",
     }
 }
 
@@ -72,6 +73,9 @@ pub struct RobustReport {
 pub fn run(s: &Subject, r: &Settings, device: &Device) -> Result<RobustReport> {
     let classes = s.need_classes("adversarial robustness")?;
     ensure!(!r.eps.is_empty() && r.eps.iter().all(|e| *e >= 0.0), "--eps needs non-negative values");
+    ensure!(r.eps.iter().all(|e| e.is_finite()), "--eps needs finite values");
+    ensure!(r.limit >= 1 && r.steps >= 1, "--limit and --steps must be at least 1");
+    ensure!(r.step_factor > 0.0 && r.step_factor.is_finite(), "--step-factor must be a positive number");
     let (x, y) = subset(&s.split(Split::Test)?, Some(r.limit), s.seed)?;
     let x = x.to_device(device)?;
     let mut curves = Vec::new();

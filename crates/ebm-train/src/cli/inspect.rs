@@ -10,6 +10,9 @@ use std::path::PathBuf;
 pub struct SampleArgs {
     #[arg(long)]
     model: PathBuf,
+    /// A run config to use instead of the one the model was trained with (it must describe the same model).
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Samples per class (or in all, for an unconditional model).
     #[arg(long, default_value_t = 10)]
     per_class: usize,
@@ -27,6 +30,9 @@ pub struct SampleArgs {
 pub struct ScoreArgs {
     #[arg(long)]
     model: PathBuf,
+    /// A run config to use instead of the one the model was trained with (it must describe the same model).
+    #[arg(long)]
+    config: Option<PathBuf>,
     #[arg(long)]
     input: PathBuf,
     /// Write the energies to this JSON file instead of printing them.
@@ -38,6 +44,9 @@ pub struct ScoreArgs {
 pub struct ClassifyArgs {
     #[arg(long)]
     model: PathBuf,
+    /// A run config to use instead of the one the model was trained with (it must describe the same model).
+    #[arg(long)]
+    config: Option<PathBuf>,
     #[arg(long)]
     input: PathBuf,
     /// An IDX label file (otherwise a `labels` tensor in the input file is used, if any).
@@ -46,7 +55,7 @@ pub struct ClassifyArgs {
 }
 
 pub fn sample(a: SampleArgs, device: &Device) -> anyhow::Result<()> {
-    let mut run = Run::open(&a.model, device)?;
+    let mut run = Run::open_with(&a.model, a.config.as_deref(), device)?;
     let settings = run.settings();
     let (st, png) =
         inspect::sample(&mut run.model, &a.model, settings.as_ref(), a.per_class, a.steps, a.seed, &a.out, device)?;
@@ -64,7 +73,7 @@ fn inputs(
 }
 
 pub fn score(a: ScoreArgs, device: &Device) -> anyhow::Result<()> {
-    let run = Run::open(&a.model, device)?;
+    let run = Run::open_with(&a.model, a.config.as_deref(), device)?;
     let (x, _) = inputs(&run, &a.input, device)?;
     let scores = inspect::score(&run.model, &a.model, &x, &a.input)?;
     match &a.out {
@@ -78,7 +87,7 @@ pub fn score(a: ScoreArgs, device: &Device) -> anyhow::Result<()> {
 }
 
 pub fn classify(a: ClassifyArgs, device: &Device) -> anyhow::Result<()> {
-    let run = Run::open(&a.model, device)?;
+    let run = Run::open_with(&a.model, a.config.as_deref(), device)?;
     let (x, file_labels) = inputs(&run, &a.input, device)?;
     let labels = match &a.labels {
         Some(p) => Some((ebm_data::inputs::read_labels(p)?, p.clone())),

@@ -2,6 +2,7 @@
 
 use candle_core::Device;
 use clap::Args;
+use ebm_cd::run_dir::Existing;
 use ebm_cd::{RunConfig, Start};
 use std::path::PathBuf;
 
@@ -31,6 +32,12 @@ pub struct TrainArgs {
     /// Override the seed.
     #[arg(long)]
     seed: Option<u64>,
+    /// Start over in an --out folder that holds a run: the old run is moved aside to `<folder>.replaced-<time>`.
+    #[arg(long, conflicts_with = "resume")]
+    force: bool,
+    /// Train even when the model and replay buffer alone seem to need more memory than the machine has available.
+    #[arg(long)]
+    ignore_memory_check: bool,
 }
 
 impl TrainArgs {
@@ -44,6 +51,8 @@ impl TrainArgs {
             out: None,
             iterations: None,
             seed: None,
+            force: false,
+            ignore_memory_check: false,
         }
     }
 
@@ -62,7 +71,9 @@ impl TrainArgs {
         if let Some(s) = self.seed {
             cfg.seed = s;
         }
-        Ok(Start::New { cfg: Box::new(cfg), runs_dir: self.runs_dir, out: self.out })
+        let existing = if self.force { Existing::MoveAside } else { Existing::Refuse };
+        let ignore_memory = self.ignore_memory_check;
+        Ok(Start::New { cfg: Box::new(cfg), runs_dir: self.runs_dir, out: self.out, existing, ignore_memory })
     }
 }
 

@@ -19,8 +19,30 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", message(&e));
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(exit_code(&e))
         }
+    }
+}
+
+/// The exit status of a failed command: 2 a config or setting that cannot work, 3 a checkpoint, model or run
+/// folder that cannot be used (damaged, another run's, in use), 4 a run that diverged, 1 anything else (data
+/// missing, a file system error, ...).
+fn exit_code(e: &anyhow::Error) -> u8 {
+    use ebm_cd::CdError;
+    if let Some(cd) = e.downcast_ref::<CdError>() {
+        return match cd.root() {
+            CdError::Config { .. } => 2,
+            CdError::Checkpoint { .. } | CdError::RunFolder { .. } | CdError::Model(_) | CdError::Io(_) => 3,
+            CdError::Diverged { .. } => 4,
+            CdError::Eval(ebm_eval::EvalError::Settings(_)) => 2,
+            CdError::Eval(ebm_eval::EvalError::Input { .. } | ebm_eval::EvalError::Io(_)) => 3,
+            _ => 1,
+        };
+    }
+    match e.downcast_ref::<ebm_eval::EvalError>() {
+        Some(ebm_eval::EvalError::Settings(_)) => 2,
+        Some(ebm_eval::EvalError::Input { .. } | ebm_eval::EvalError::Io(_)) => 3,
+        _ => 1,
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 struct Out {
     ok: bool,
+    code: Option<i32>,
     stdout: String,
     stderr: String,
 }
@@ -16,12 +17,22 @@ fn ebm(args: &[&str]) -> Out {
     let out = Command::new(env!("CARGO_BIN_EXE_ebm-train")).args(args).output().expect("the binary runs");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"), "{args:?}: a panic: {stderr}");
-    Out { ok: out.status.success(), stdout: String::from_utf8_lossy(&out.stdout).into_owned(), stderr }
+    Out { ok: out.status.success(), code: out.status.code(), stdout: String::from_utf8_lossy(&out.stdout).into_owned(), stderr }
+}
+
+/// Runs `args` expecting a refusal with exit status `code` whose last line holds every one of `want`.
+fn refused_with(code: i32, args: &[&str], want: &[&str]) -> String {
+    let o = ebm(args);
+    assert_eq!(o.code, Some(code), "{args:?}: exit status: {}", o.stderr);
+    refusal(o, args, want)
 }
 
 /// Runs `args` expecting a refusal whose last line holds every one of `want`.
 fn refused(args: &[&str], want: &[&str]) -> String {
-    let o = ebm(args);
+    refusal(ebm(args), args, want)
+}
+
+fn refusal(o: Out, args: &[&str], want: &[&str]) -> String {
     assert!(!o.ok, "{args:?} succeeded: {}", o.stdout);
     let last = o.stderr.trim().lines().last().unwrap_or("").to_string();
     assert!(last.starts_with("error: "), "{args:?}: {}", o.stderr);
@@ -103,7 +114,7 @@ fn run_folders_cannot_be_shared_overwritten_or_escaped() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let pid = child.id().to_string();
-    refused(&["train", "--resume", s(&busy)], &[s(&busy), "in use", &pid]);
+    refused_with(3, &["train", "--resume", s(&busy)], &[s(&busy), "in use", &pid]);
     refused(&["train", "--config", s(&slow), "--out", s(&busy), "--force"], &[s(&busy), "in use", &pid]);
     child.kill().unwrap();
     child.wait().unwrap();
@@ -146,7 +157,7 @@ fn configs_are_range_checked_before_training() {
     ];
     for (key, edit) in cases {
         let toml = tiny_config(&d, 4, edit);
-        refused(&["train", "--config", s(&toml), "--out", s(&d.join("never"))], &["t.toml", key]);
+        refused_with(2, &["train", "--config", s(&toml), "--out", s(&d.join("never"))], &["t.toml", key]);
         assert!(!d.join("never").exists(), "{key}: a run folder was made for a refused config");
     }
     // a model far too large for the machine is refused before anything is allocated
@@ -259,7 +270,7 @@ fn damaged_checkpoints_and_models_are_refused_by_name() {
     for (want, edit) in damage {
         with_header(&good_path, &ck, edit);
         let damaged = std::fs::read(&ck).unwrap();
-        refused(&["train", "--resume", s(&run), "--iterations", "6"], &["checkpoint.safetensors", want]);
+        refused_with(3, &["train", "--resume", s(&run), "--iterations", "6"], &["checkpoint.safetensors", want]);
         assert_eq!(std::fs::read(&ck).unwrap(), damaged, "{want}: the checkpoint was changed");
     }
     let _ = std::fs::remove_dir_all(&d);

@@ -12,7 +12,8 @@
 //!   crate's own optimizer (`ebm_cd::cd::update` with `ebm_cd::optim::Adam`: the official Adam, beta1 0, with its
 //!   per-element gradient clip) on every trainable parameter.
 //!
-//! Times are medians of `--reps` runs after two warm-up runs (PyTorch's script does the same).
+//! Times are medians of `--reps` runs after two warm-up runs (PyTorch's script does the same); beside each of ours,
+//! the peak resident set of the process while it ran.
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
@@ -105,6 +106,17 @@ impl Model {
     }
 }
 
+/// One line of the results table.
+struct Row {
+    model: &'static str,
+    what: &'static str,
+    base: Option<f64>,
+    ours: f64,
+    peak_mb: Option<f64>,
+    torch: Option<f64>,
+    gflop: f64,
+}
+
 const WHATS: [&str; 3] = ["forward", "langevin_step", "train_iteration"];
 
 /// Median of `reps` timed runs after two warm-up runs, in ms.
@@ -121,8 +133,35 @@ fn timed(reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
     Ok(ts[ts.len() / 2])
 }
 
+/// Resets the kernel's record of this process's peak resident set (Linux: `5` into /proc/self/clear_refs), so the
+/// next [`peak_rss_mb`] reports the peak of what runs in between. False where that is not possible.
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// This process's peak resident set since the last [`reset_peak_rss`] (or since it started), in MB (VmHWM).
+fn peak_rss_mb() -> Option<f64> {
+    let status = read("/proc/self/status");
+    let kb: f64 = status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024.0 / 1e6)
+}
+
+/// One measurement: the median time in ms and the process's peak resident set in MB while it ran (warm-up
+/// included; the model, its inputs and the allocator's retained memory count, since they are resident too).
+#[derive(Debug, Clone, Copy)]
+struct Measured {
+    ms: f64,
+    peak_mb: Option<f64>,
+}
+
+fn measured(reps: usize, f: impl FnMut() -> Result<()>) -> Result<Measured> {
+    let reset = reset_peak_rss();
+    let ms = timed(reps, f)?;
+    Ok(Measured { ms, peak_mb: if reset { peak_rss_mb() } else { None } })
+}
+
 /// Our three measurements of `m` with the current conv backend, and the conv multiply-adds of one forward pass.
-fn measure_ours(m: &Model, reps: usize, steps: usize) -> Result<(BTreeMap<&'static str, f64>, u64)> {
+fn measure_ours(m: &Model, reps: usize, steps: usize) -> Result<(BTreeMap<&'static str, Measured>, u64)> {
     let dev = Device::Cpu;
     let mut rng = Rng::new(0);
     let mut net = EnergyNet::new(m.config(), &mut rng, &dev)?;
@@ -145,7 +184,7 @@ fn measure_ours(m: &Model, reps: usize, steps: usize) -> Result<(BTreeMap<&'stat
     let fwd_macs = ops::conv_macs() - macs0;
     out.insert(
         "forward",
-        timed(reps, || {
+        measured(reps, || {
             net.energy(&x, cond)?.to_dtype(DType::F32)?.sum_all()?.to_scalar::<f32>()?;
             Ok(())
         })?,
@@ -155,7 +194,7 @@ fn measure_ours(m: &Model, reps: usize, steps: usize) -> Result<(BTreeMap<&'stat
     let mut k = 0u64;
     out.insert(
         "langevin_step",
-        timed(reps, || {
+        measured(reps, || {
             let (_, g) = net.energy_and_grad(&xs, cond)?;
             langevin_update_(&xs, Some(&g), None, &LangevinUpdate { step: k, ..Default::default() })?;
             k += 1;
@@ -169,7 +208,7 @@ fn measure_ours(m: &Model, reps: usize, steps: usize) -> Result<(BTreeMap<&'stat
     let mut it = 0u64;
     out.insert(
         "train_iteration",
-        timed(reps, || {
+        measured(reps, || {
             net.refresh()?;
             net.set_frozen(true);
             let xn = Tensor::from_vec(rng.uniform_vec(n, 0.0, 1.0), (m.batch, c, h, w), &dev)?;
@@ -288,18 +327,20 @@ pub fn run(a: BenchArgs) -> Result<()> {
         };
         for what in WHATS {
             let gflop = 2.0 * macs(what) as f64 / 1e9;
-            let row = (
-                m.name,
+            let row = Row {
+                model: m.name,
                 what,
-                base.as_ref().map(|b| b[what]),
-                ours[what],
-                torch.as_ref().and_then(|t| t.get(what).copied()),
+                base: base.as_ref().map(|b| b[what].ms),
+                ours: ours[what].ms,
+                peak_mb: ours[what].peak_mb,
+                torch: torch.as_ref().and_then(|t| t.get(what).copied()),
                 gflop,
-            );
+            };
             if let Some(f) = json.as_mut() {
                 let v = serde_json::json!({
-                    "model": m.name, "what": what, "candle_conv_ms": row.2, "ours_ms": row.3, "torch_ms": row.4,
-                    "conv_gflop": gflop, "threads": a.threads, "reps": a.reps,
+                    "model": m.name, "what": what, "candle_conv_ms": row.base, "ours_ms": row.ours,
+                    "ours_peak_rss_mb": row.peak_mb, "torch_ms": row.torch, "conv_gflop": gflop,
+                    "threads": a.threads, "reps": a.reps,
                 });
                 writeln!(f, "{v}")?;
             }
@@ -329,21 +370,28 @@ pub fn run(a: BenchArgs) -> Result<()> {
     println!();
     println!(
         "| model | measurement | candle conv (before) ms | ours ms | PyTorch ms | PyTorch / ours | speed-up vs before \
-         | conv GFLOP | ours GFLOP/s | % of peak |"
+         | conv GFLOP | ours GFLOP/s | % of peak | ours peak RSS MB |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let opt = |v: Option<f64>, prec: usize| v.map_or("-".to_string(), |v| format!("{v:.prec$}"));
-    for (model, what, base, ours, torch, gflop) in rows {
+    for Row { model, what, base, ours, peak_mb, torch, gflop } in rows {
         let gfs = gflop / (ours / 1e3);
         println!(
-            "| {model} | {what} | {} | {ours:.1} | {} | {} | {} | {gflop:.2} | {gfs:.0} | {:.0}% |",
+            "| {model} | {what} | {} | {ours:.1} | {} | {} | {} | {gflop:.2} | {gfs:.0} | {:.0}% | {} |",
             opt(base, 1),
             opt(torch, 1),
             opt(torch.map(|t| t / ours), 2),
             opt(base.map(|b| b / ours), 1),
-            100.0 * gfs / peak
+            100.0 * gfs / peak,
+            opt(peak_mb, 0)
         );
     }
+    println!();
+    println!(
+        "Peak RSS: this process's peak resident set while the measurement ran (warm-up included), the kernel's \
+         record reset before each (/proc/self/clear_refs); it counts the model, its inputs and memory the \
+         allocator keeps, so it is what the workload needs resident, not only what it allocates."
+    );
     println!();
     println!(
         "GFLOP counts the convolutions' multiply-adds (x2) as direct convolutions: forward F, Langevin step 2F (forward \

@@ -92,6 +92,11 @@ pub struct TrainLoop {
     /// divergence loss (the hybrid of JEM: the conditional energies as logits); 0: the plain IGEBM.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub classify_weight: f64,
+    /// Random translation, up to this many pixels each way, of the images the cross-entropy sees (the hybrid's
+    /// term and the classifier objectives; [`ebm_data::augment::random_shift`]); the contrastive-divergence term
+    /// always sees the images as they are, so what the model generates is unchanged. 0: none.
+    #[serde(default, skip_serializing_if = "is_zero_usize")]
+    pub classify_shift: usize,
     /// The attack adversarial training trains on (`objective = "adversarial"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adversarial: Option<AdversarialConfig>,
@@ -99,6 +104,10 @@ pub struct TrainLoop {
 
 fn is_zero(v: &f64) -> bool {
     *v == 0.0
+}
+
+fn is_zero_usize(v: &usize) -> bool {
+    *v == 0
 }
 
 /// What a run optimises.
@@ -398,6 +407,19 @@ impl RunConfig {
             "train.classify_weight and train.objective = \"{:?}\" need a class-conditional model",
             t.objective
         );
+        if t.classify_shift > 0 {
+            ensure!(classifies, "train.classify_shift shifts what the cross-entropy sees: it needs train.classify_weight > 0 or a classifier objective");
+            let shape = self.model.input_shape();
+            let [_, h, w] = shape[..] else {
+                return Err(format!("train.classify_shift is for image models, not inputs of shape {shape:?}"));
+            };
+            ensure!(
+                2 * t.classify_shift < h.min(w),
+                "train.classify_shift = {} would move a {h}x{w} image out of its frame (at most {})",
+                t.classify_shift,
+                (h.min(w) - 1) / 2
+            );
+        }
         match (&t.objective, &t.adversarial) {
             (Objective::Adversarial, None) => {
                 return Err("train.objective = \"adversarial\" needs [train.adversarial]".into())
@@ -520,5 +542,19 @@ mod tests {
         }
         let big = c.estimated_bytes().unwrap().unwrap();
         assert!(big > 1 << 40, "{big}: a 100000-filter DigitsNet needs terabytes");
+    }
+
+    #[test]
+    fn classify_shift_needs_a_cross_entropy_and_room_in_the_frame() {
+        let mut c = crate::presets::load("digits-hybrid").unwrap();
+        c.train.classify_shift = 1;
+        c.validate("t").unwrap();
+        c.train.classify_shift = 4; // an 8x8 image has room for 3 at most
+        assert!(c.validate("t").unwrap_err().to_string().contains("train.classify_shift = 4"));
+        let mut plain = crate::presets::load("digits").unwrap();
+        plain.train.classify_shift = 1;
+        assert!(plain.validate("t").unwrap_err().to_string().contains("needs train.classify_weight"));
+        // the key is left out of a config that does not use it, so earlier configs serialise unchanged
+        assert!(!crate::presets::load("digits").unwrap().to_toml().contains("classify_shift"));
     }
 }

@@ -137,7 +137,8 @@ pub fn iteration(st: &mut TrainState<u8>, data: &ImageData, device: &Device) -> 
     let x_neg = negatives(&mut st.model, &sampler, &x0, cond_neg.as_ref(), seed)?;
     let stats = (|| {
         let ce = if classify > 0.0 {
-            Some((cross_entropy(&st.model, &x_pos, &y_pos.to_device(device)?, classes)? * classify)?)
+            let x_ce = ebm_data::augment::random_shift(&x_pos, cfg.train.classify_shift, &mut st.rng)?;
+            Some((cross_entropy(&st.model, &x_ce, &y_pos.to_device(device)?, classes)? * classify)?)
         } else {
             None
         };
@@ -158,6 +159,7 @@ fn classifier_iteration(st: &mut TrainState<u8>, x: &Tensor, y: &Tensor) -> Resu
     let classes = st.cfg.model.cond_dim();
     st.opt.cfg.lr = st.cfg.train.lr_at(base_lr(st), st.iter);
     st.model.refresh()?;
+    let x = &ebm_data::augment::random_shift(x, st.cfg.train.classify_shift, &mut st.rng)?;
     let x_train = match (st.cfg.train.objective, st.cfg.train.adversarial) {
         (Objective::Adversarial, Some(a)) => {
             let p = ebm_eval::robust::Pgd {

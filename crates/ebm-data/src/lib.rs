@@ -22,6 +22,7 @@
 //! All randomness comes from [`ebm_kernels::Rng`]; nothing here calls candle's random constructors. Every batch is
 //! returned as CPU tensors: callers move them to their device.
 
+pub mod augment;
 pub mod batches;
 pub mod cifar;
 pub mod dataset;

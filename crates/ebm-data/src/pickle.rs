@@ -9,9 +9,10 @@
 //! call is kept as an opaque object. The text opcodes of protocols 0 and 1 are refused.
 //!
 //! Containers taken from the memo are copies made when they were memoised, which is exact for the tree-shaped data
-//! of these files (the memo is only revisited for shared globals and strings). Those copies are counted: a pickle
-//! whose memo would make the data grow past [`copy_budget`] values (a "memo bomb", a few bytes that double a
-//! list on every step) is refused before it can exhaust memory.
+//! of these files (the memo is only revisited for shared globals and strings). Every copy is counted, by the memo
+//! (`GET`, `PUT`), by `DUP` and by an array made from a byte string: a pickle whose copies would make the data grow
+//! past [`copy_budget`] values (a "memo bomb", a few bytes that double a list or a string on every step) is refused
+//! before it can exhaust memory. A string, byte copy or array counts as one value per [`BYTES_PER_VALUE`] bytes.
 
 use crate::error::{DataError, Result};
 use crate::npy::{Array, Dtype};
@@ -99,12 +100,24 @@ pub fn copy_budget(len: usize) -> usize {
     len.saturating_mul(8).saturating_add(1 << 20)
 }
 
-/// The values in `v` (itself included), counting no further than `limit`.
+/// Bytes of a string or an array that count as one value of the copy budget (about the size of a `Value`).
+pub const BYTES_PER_VALUE: usize = 32;
+
+/// The values in `v` (itself included), counting no further than `limit`: containers by their items, strings and
+/// arrays by their bytes; byte strings are shared, not copied, so they count once.
 fn values(v: &Value, limit: usize) -> usize {
     let mut n = 1;
     let mut stack: Vec<&Value> = vec![v];
     while let Some(v) = stack.pop() {
         let kids: &[Value] = match v {
+            Value::Str(s) => {
+                n += s.len() / BYTES_PER_VALUE;
+                &[]
+            }
+            Value::Array(a) => {
+                n += a.bytes().len() / BYTES_PER_VALUE;
+                &[]
+            }
             Value::Tuple(x) | Value::List(x) => x,
             Value::Dict(items) => {
                 for (k, x) in items {
@@ -246,6 +259,9 @@ impl Machine<'_> {
                     self.pop_mark(at)?;
                 }
                 b'2' => {
+                    let budget = self.budget;
+                    let n = values(self.top(at)?, budget);
+                    self.charge(n, at)?;
                     let v = self.top(at)?.clone();
                     self.stack.push(v);
                 }
@@ -415,7 +431,7 @@ impl Machine<'_> {
     }
 
     /// A call: the numpy and codec functions these files use are interpreted, anything else is kept opaque.
-    fn call(&self, callable: Value, args: Value, at: usize) -> Result<Value> {
+    fn call(&mut self, callable: Value, args: Value, at: usize) -> Result<Value> {
         let Value::Global(module, name) = &callable else {
             return Ok(Value::Object(Box::new(callable), Box::new(args)));
         };
@@ -438,13 +454,13 @@ impl Machine<'_> {
                     let Value::Bytes(data) = buf else {
                         return Err(self.bad(at, format!("_frombuffer of a {}", buf.kind())));
                     };
-                    self.array(dtype, shape, data.as_ref().clone(), at).map(Value::Array)
+                    self.array(dtype, shape, data, at).map(Value::Array)
                 }
                 _ => Err(self.bad(at, "_frombuffer with unexpected arguments")),
             },
             (true, _, "scalar") => match args_v {
                 [dtype, Value::Bytes(data)] => {
-                    let a = self.array(dtype, &[], data.as_ref().clone(), at)?;
+                    let a = self.array(dtype, &[], data, at)?;
                     Ok(match a.dtype {
                         Dtype::F32 | Dtype::F64 => Value::Float(a.to_f64()[0]),
                         _ => Value::Int(a.to_i64(self.file)?[0]),
@@ -467,7 +483,7 @@ impl Machine<'_> {
     }
 
     /// `BUILD`: sets the byte order of a dtype, or the state of an array from `_reconstruct`.
-    fn build(&self, obj: Value, state: Value, at: usize) -> Result<Value> {
+    fn build(&mut self, obj: Value, state: Value, at: usize) -> Result<Value> {
         match (obj, state) {
             (Value::Dtype(d, _), Value::Tuple(s)) => {
                 let order = match s.get(1) {
@@ -487,7 +503,7 @@ impl Machine<'_> {
                             self.bad(at, format!("array data is a {} (an object array?), not raw bytes", data.kind()))
                         );
                     };
-                    self.array(dtype, shape, data.as_ref().clone(), at).map(Value::Array)
+                    self.array(dtype, shape, data, at).map(Value::Array)
                 }
                 _ => Err(self.bad(at, "an array state that is not (version, shape, dtype, fortran, data)")),
             },
@@ -495,7 +511,9 @@ impl Machine<'_> {
         }
     }
 
-    fn array(&self, dtype: &Value, shape: &[Value], data: Vec<u8>, at: usize) -> Result<Array> {
+    fn array(&mut self, dtype: &Value, shape: &[Value], data: &[u8], at: usize) -> Result<Array> {
+        self.charge(1 + data.len() / BYTES_PER_VALUE, at)?;
+        let data = data.to_vec();
         let Value::Dtype(d, order) = dtype else {
             return Err(self.bad(at, format!("an array whose dtype is a {}", dtype.kind())));
         };

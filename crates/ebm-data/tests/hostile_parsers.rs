@@ -160,6 +160,45 @@ fn a_memo_bomb_is_refused_quickly() {
     assert!(pickle::parse(&memo_bomb(4), "ok.pkl").is_ok());
 }
 
+/// `]` then, every round, DUP and TUPLE2: a tuple of two copies of the last one, so the data doubles with no memo.
+fn dup_bomb(rounds: usize) -> Vec<u8> {
+    let mut p = vec![0x80, 2, b']'];
+    for _ in 0..rounds {
+        p.extend([b'2', 0x86]);
+    }
+    p.push(b'.');
+    p
+}
+
+/// A 4 KB string (BINUNICODE) memoised once and fetched `gets` times into a list (each fetch copies the string).
+fn string_bomb(gets: usize) -> Vec<u8> {
+    let mut p = vec![0x80, 4, b'X'];
+    p.extend(4096u32.to_le_bytes());
+    p.extend([b'x'; 4096]);
+    p.extend([0x94, b'(']);
+    for _ in 0..gets {
+        p.extend([b'h', 0]);
+    }
+    p.extend([b'l', b'.']);
+    p
+}
+
+#[test]
+fn copies_by_dup_and_of_long_strings_count_against_the_budget() {
+    let t = std::time::Instant::now();
+    let err = pickle::parse(&dup_bomb(60), "dup.pkl").unwrap_err().to_string();
+    assert!(err.contains("dup.pkl") && err.contains("memo bomb"), "{err}");
+    assert!(pickle::parse(&dup_bomb(6), "ok.pkl").is_ok());
+    // 100k copies of 4 KB would be 400 MB from a 200 KB file
+    let err = pickle::parse(&string_bomb(100_000), "strings.pkl").unwrap_err().to_string();
+    assert!(err.contains("strings.pkl") && err.contains("memo bomb"), "{err}");
+    assert!(pickle::parse(&string_bomb(10), "ok.pkl").is_ok());
+    // the input cargo fuzz found (2 GB resident before the fix): refused, not exhausted
+    let found = include_bytes!("fixtures/pickle-fuzz-oom-1.bin");
+    assert!(pickle::parse(found, "fuzz.pkl").is_err());
+    assert!(t.elapsed().as_secs_f64() < 5.0, "took {:?}", t.elapsed());
+}
+
 #[test]
 fn a_pytorch_file_whose_pickle_hands_out_its_memo_without_end_is_refused() {
     let d = std::env::temp_dir().join(format!("ebm-torch-vet-{}", std::process::id()));

@@ -1,0 +1,88 @@
+//! Data augmentation for the classification terms: random translations of a batch.
+//!
+//! A translation by (dy, dx) moves every pixel of an image by dy rows and dx columns; what moves in from outside
+//! is zero (the background of digits and Fashion-MNIST). Each image of the batch draws its own shift uniformly from
+//! `[-max, max]^2`, from the caller's RNG, so a seeded run (and its resume) sees the same shifts.
+
+use candle_core::{DType, Device, Tensor};
+use ebm_kernels::Rng;
+
+/// The `[B, C, H, W]` batch `x` with every image translated by its own random shift of at most `max` pixels in
+/// each direction (zero fill). `max = 0` returns `x` itself and draws nothing.
+pub fn random_shift(x: &Tensor, max: usize, rng: &mut Rng) -> candle_core::Result<Tensor> {
+    if max == 0 {
+        return Ok(x.clone());
+    }
+    let (b, c, h, w) = x.dims4()?;
+    let dtype = x.dtype();
+    let src = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    let span = 2 * max as u64 + 1;
+    let shifts: Vec<(isize, isize)> =
+        (0..b).map(|_| (rng.below(span) as isize - max as isize, rng.below(span) as isize - max as isize)).collect();
+    let mut out = vec![0f32; src.len()];
+    let plane = h * w;
+    for (i, &(dy, dx)) in shifts.iter().enumerate() {
+        for ch in 0..c {
+            let base = (i * c + ch) * plane;
+            translate(&src[base..base + plane], &mut out[base..base + plane], h, w, dy, dx);
+        }
+    }
+    Tensor::from_vec(out, (b, c, h, w), &Device::Cpu)?.to_dtype(dtype)?.to_device(x.device())
+}
+
+/// `dst[y][x] = src[y - dy][x - dx]` where that pixel exists; `dst` is zero elsewhere (it comes in zeroed).
+fn translate(src: &[f32], dst: &mut [f32], h: usize, w: usize, dy: isize, dx: isize) {
+    for y in 0..h as isize {
+        let sy = y - dy;
+        if sy < 0 || sy >= h as isize {
+            continue;
+        }
+        for x in 0..w as isize {
+            let sx = x - dx;
+            if sx >= 0 && sx < w as isize {
+                dst[(y as usize) * w + x as usize] = src[(sy as usize) * w + sx as usize];
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shift_moves_pixels_and_fills_with_zero() {
+        let src: Vec<f32> = (1..=9).map(|v| v as f32).collect();
+        let mut dst = vec![0f32; 9];
+        translate(&src, &mut dst, 3, 3, 1, -1);
+        // down one row, left one column
+        assert_eq!(dst, vec![0., 0., 0., 2., 3., 0., 5., 6., 0.]);
+    }
+
+    #[test]
+    fn every_image_keeps_its_mass_within_the_shift_and_shifts_vary() {
+        // one bright pixel in the middle of each 9x9 image: after a shift of at most 2 it is still there, at most 2
+        // rows and columns away, and over 64 images more than one offset occurs
+        let (b, h, w) = (64, 9, 9);
+        let mut v = vec![0f32; b * h * w];
+        for i in 0..b {
+            v[i * h * w + 4 * w + 4] = 1.0;
+        }
+        let x = Tensor::from_vec(v, (b, 1, h, w), &Device::Cpu).unwrap();
+        let y = random_shift(&x, 2, &mut Rng::new(3)).unwrap().flatten_from(1).unwrap().to_vec2::<f32>().unwrap();
+        let mut offsets = std::collections::BTreeSet::new();
+        for img in &y {
+            let at = img.iter().position(|&p| p == 1.0).expect("the pixel stays inside");
+            assert_eq!(img.iter().sum::<f32>(), 1.0);
+            let (dy, dx) = (at as isize / w as isize - 4, at as isize % w as isize - 4);
+            assert!(dy.abs() <= 2 && dx.abs() <= 2, "shift ({dy}, {dx})");
+            offsets.insert((dy, dx));
+        }
+        assert!(offsets.len() > 10, "only {} distinct shifts in 64 draws", offsets.len());
+        let same = random_shift(&x, 0, &mut Rng::new(3)).unwrap();
+        assert_eq!(
+            same.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            x.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        );
+    }
+}

@@ -86,28 +86,25 @@ pub struct TrainLoop {
     #[serde(default = "one")]
     pub lr_final_fraction: f64,
     /// What the run optimises: contrastive divergence (the EBM), or a classifier baseline on the same network.
-    #[serde(default, skip_serializing_if = "Objective::is_cd")]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub objective: Objective,
     /// Weight of the cross-entropy `CE(softmax(-E(x, .)), y)` of the positives, added to the contrastive
     /// divergence loss (the hybrid of JEM: the conditional energies as logits); 0: the plain IGEBM.
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub classify_weight: f64,
     /// Random translation, up to this many pixels each way, of the images the cross-entropy sees (the hybrid's
     /// term and the classifier objectives; [`ebm_data::augment::random_shift`]); the contrastive-divergence term
     /// always sees the images as they are, so what the model generates is unchanged. 0: none.
-    #[serde(default, skip_serializing_if = "is_zero_usize")]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub classify_shift: usize,
     /// The attack adversarial training trains on (`objective = "adversarial"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adversarial: Option<AdversarialConfig>,
 }
 
-fn is_zero(v: &f64) -> bool {
-    *v == 0.0
-}
-
-fn is_zero_usize(v: &usize) -> bool {
-    *v == 0
+/// Keys at their default are left out of a written config, so configs from before the key existed read the same.
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 /// What a run optimises.
@@ -121,12 +118,6 @@ pub enum Objective {
     Softmax,
     /// Cross-entropy on PGD adversarial examples of each batch (Madry et al.): the adversarially trained baseline.
     Adversarial,
-}
-
-impl Objective {
-    fn is_cd(&self) -> bool {
-        *self == Objective::Cd
-    }
 }
 
 /// The PGD attack of adversarial training: random start in the ball, `steps` signed-gradient steps of

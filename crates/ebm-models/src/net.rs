@@ -265,15 +265,7 @@ impl EnergyNet {
             let t = bundle.tensors.get(name).ok_or_else(|| {
                 err(format!("missing tensor `{name}` that the `{arch}` model of its config needs (config: {cfg_json})"))
             })?;
-            if t.dims() != shape.as_slice() {
-                return Err(err(format!(
-                    "tensor `{name}` has shape {:?}, the `{arch}` model of its config needs {shape:?}",
-                    t.dims()
-                )));
-            }
-            if !matches!(t.dtype(), DType::F32 | DType::F64 | DType::F16 | DType::BF16) {
-                return Err(err(format!("tensor `{name}` holds {:?} values, a model stores floats", t.dtype())));
-            }
+            check_stored(t, name, shape, arch).map_err(err)?;
         }
         if let Some(extra) = bundle.tensors.keys().find(|k| !plan.contains_key(*k)) {
             return Err(err(format!("unexpected tensor `{extra}` for a `{arch}` model")));
@@ -325,16 +317,7 @@ impl EnergyNet {
                 .tensors
                 .get(&key)
                 .ok_or_else(|| err(format!("missing tensor `{key}` that a `{arch}` model needs")))?;
-            if t.dims() != slot.var.dims() {
-                return Err(err(format!(
-                    "tensor `{key}` has shape {:?}, the `{arch}` model needs {:?}",
-                    t.dims(),
-                    slot.var.dims()
-                )));
-            }
-            if !matches!(t.dtype(), DType::F32 | DType::F64 | DType::F16 | DType::BF16) {
-                return Err(err(format!("tensor `{key}` holds {:?} values, a model stores floats", t.dtype())));
-            }
+            check_stored(t, &key, slot.var.dims(), arch).map_err(err)?;
             let t = t.to_dtype(slot.var.dtype())?.to_device(&self.device)?;
             if !all_finite(&t)? {
                 return Err(err(format!("tensor `{key}` holds non-finite values (NaN or infinity)")));
@@ -348,6 +331,18 @@ impl EnergyNet {
         self.normalise(false)?;
         Ok(())
     }
+}
+
+/// Why the stored tensor `t` (named `key`) cannot be the `arch` model's parameter of shape `want`: a wrong shape or
+/// a dtype that is not a float.
+fn check_stored(t: &Tensor, key: &str, want: &[usize], arch: &str) -> std::result::Result<(), String> {
+    if t.dims() != want {
+        return Err(format!("tensor `{key}` has shape {:?}, the `{arch}` model needs {want:?}", t.dims()));
+    }
+    if !matches!(t.dtype(), DType::F32 | DType::F64 | DType::F16 | DType::BF16) {
+        return Err(format!("tensor `{key}` holds {:?} values, a model stores floats", t.dtype()));
+    }
+    Ok(())
 }
 
 /// Whether every value of `t` is finite (`0 t` is 0 exactly where `t` is finite, NaN elsewhere).

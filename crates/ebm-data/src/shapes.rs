@@ -23,6 +23,7 @@
 //! from a [`Span`] per factor (or fixed, when the span is a single value), which is how a [`ShapesConfig`] states a
 //! slice such as "size varies, position fixed".
 
+use crate::cells::HeldOut;
 use crate::dsprites::FACTORS;
 use crate::error::{DataError, Result};
 use crate::images::ImageSet;
@@ -283,6 +284,10 @@ pub struct ShapesConfig {
     pub pos_y: Span,
     /// Seed of the factor draws (the images are a pure function of this config).
     pub seed: u64,
+    /// (scale, position) regions no sprite of either split may lie in (redrawn when one does): the held-out
+    /// combinations of the all-factors composition experiment. None: every combination occurs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_out: Option<HeldOut>,
 }
 
 impl Default for ShapesConfig {
@@ -300,6 +305,7 @@ impl Default for ShapesConfig {
             pos_x: Span { lo: 0.0, hi: 1.0 },
             pos_y: Span { lo: 0.0, hi: 1.0 },
             seed: 0,
+            held_out: None,
         }
     }
 }
@@ -375,20 +381,38 @@ impl ShapesConfig {
         if self.scale.lo <= 0.0 {
             return bad(format!("scale must be positive, got {}", self.scale.lo));
         }
+        if let Some(h) = &self.held_out {
+            h.check()?;
+            // a slice the mask covers (nearly) whole would make the redraws of `draw` spin
+            let mut rng = Rng::new(self.seed).fork(3);
+            let kept = (0..1000).filter(|_| !h.excludes_sprite(&self.draw_one(&mut rng))).count();
+            if kept < 100 {
+                return bad(format!("held_out removes {:.0}% of the slice's sprites", 100.0 - kept as f64 / 10.0));
+            }
+        }
         Ok(())
     }
 
-    /// `n` sprites drawn from the slice with `rng` (shape, scale, orientation, x, y, in that order per sprite).
+    fn draw_one(&self, rng: &mut Rng) -> Sprite {
+        let shape = self.shapes[rng.below(self.shapes.len() as u64) as usize];
+        Sprite {
+            shape,
+            scale: self.scale.draw(rng),
+            orientation: self.orientation.draw(rng),
+            pos_x: self.pos_x.draw(rng),
+            pos_y: self.pos_y.draw(rng),
+        }
+    }
+
+    /// `n` sprites drawn from the slice with `rng` (shape, scale, orientation, x, y, in that order per sprite),
+    /// each redrawn while it lies in a [`ShapesConfig::held_out`] region (a config that passed its check keeps
+    /// at least a tenth of the slice, so the redraws end).
     pub fn draw(&self, n: usize, rng: &mut Rng) -> Vec<Sprite> {
         (0..n)
-            .map(|_| {
-                let shape = self.shapes[rng.below(self.shapes.len() as u64) as usize];
-                Sprite {
-                    shape,
-                    scale: self.scale.draw(rng),
-                    orientation: self.orientation.draw(rng),
-                    pos_x: self.pos_x.draw(rng),
-                    pos_y: self.pos_y.draw(rng),
+            .map(|_| loop {
+                let sp = self.draw_one(rng);
+                if !self.held_out.as_ref().is_some_and(|h| h.excludes_sprite(&sp)) {
+                    break sp;
                 }
             })
             .collect()
@@ -489,5 +513,47 @@ mod tests {
         assert!(e.to_string().contains("scale span"), "{e}");
         let e = ShapesConfig { shapes: vec![], ..Default::default() }.generate("x").unwrap_err();
         assert!(e.to_string().contains("no shape"), "{e}");
+    }
+
+    #[test]
+    fn held_out_cells_are_absent_from_both_splits_and_every_scale_and_position_remains() {
+        let h = HeldOut::composition_grid(7);
+        let cfg = ShapesConfig { train: 3000, test: 300, held_out: Some(h.clone()), ..Default::default() };
+        let (train, test) = cfg.generate("all").unwrap();
+        for set in [&train, &test] {
+            let lat = set.latents().unwrap();
+            for i in 0..set.len() {
+                let r = lat.row(i);
+                for c in h.cells() {
+                    let near = (r[2] - c.scale).abs() <= 0.1
+                        && (r[4] - c.position[0]).abs() <= 0.1
+                        && (r[5] - c.position[1]).abs() <= 0.1;
+                    assert!(!near, "{} image {i} ({r:?}) lies in held-out cell {c:?}", set.name());
+                }
+            }
+        }
+        // every grid scale occurs (at some position) and every grid position (at some scale), within 0.05
+        let lat = train.latents().unwrap();
+        let rows: Vec<&[f32]> = (0..train.len()).map(|i| lat.row(i)).collect();
+        for s in &h.scales {
+            assert!(rows.iter().filter(|r| (r[2] - s).abs() <= 0.05).count() > 50, "scale {s}");
+        }
+        for p in &h.positions {
+            let near = |r: &&&[f32]| (r[4] - p[0]).abs() <= 0.05 && (r[5] - p[1]).abs() <= 0.05;
+            assert!(rows.iter().filter(near).count() > 10, "position {p:?}");
+            // and at a held-out position, the scales of its kept cells
+            for c in h.seen_cells().iter().filter(|c| c.position == *p) {
+                let n = rows.iter().filter(near).filter(|r| (r[2] - c.scale).abs() <= 0.1).count();
+                assert!(n > 0, "seen cell {c:?} has no image");
+            }
+        }
+        // without the mask, the same seed draws images inside the cells
+        let (free, _) = ShapesConfig { held_out: None, ..cfg.clone() }.generate("all").unwrap();
+        let fl = free.latents().unwrap();
+        assert!((0..free.len()).any(|i| h.excludes(fl.row(i)[2], fl.row(i)[4], fl.row(i)[5])));
+        // a mask that covers the whole slice is refused instead of spinning
+        let whole = HeldOut { radius: 2.0, ..h };
+        let e = ShapesConfig { held_out: Some(whole), ..cfg }.generate("x").unwrap_err();
+        assert!(e.to_string().contains("removes"), "{e}");
     }
 }

@@ -19,6 +19,7 @@
 //! `position_only.png`, `composed_from_truth.png` (one sample per pair: a row per scale, a column per position) and
 //! `compose_shapes.json`.
 
+pub mod all_factors;
 pub mod recentre;
 
 pub use recentre::{bayes_composite, recentring_shift, size_classifier, translate, Recentred};
@@ -240,39 +241,52 @@ pub fn experiment_config(which: Factor, paper_scale: bool) -> Result<RunConfig> 
 
 /// The run folder of one model: the given one, or `out/<factor>` trained now unless it already holds a model.
 fn model_dir(given: Option<&Path>, which: Factor, a: &Settings, device: &Device) -> Result<PathBuf> {
+    let dir = a.out.join(which.name());
+    let cfg = || experiment_config(which, a.paper_scale);
+    train_or_reuse(given, &dir, which.name(), cfg, a.iterations, device)
+}
+
+/// The run folder `given`, or `dir` if it already holds a model, or `dir` after training the run `cfg()` in it
+/// (continuing a run an earlier call left unfinished there); `iterations` overrides the config's.
+pub(crate) fn train_or_reuse(
+    given: Option<&Path>,
+    dir: &Path,
+    name: &str,
+    cfg: impl FnOnce() -> Result<RunConfig>,
+    iterations: Option<u64>,
+    device: &Device,
+) -> Result<PathBuf> {
     if let Some(p) = given {
         return Ok(p.to_path_buf());
     }
-    let dir = a.out.join(which.name());
     if dir.join("model.safetensors").exists() {
-        tracing::info!("reusing the {} model in {}", which.name(), dir.display());
-        return Ok(dir);
+        tracing::info!("reusing the {name} model in {}", dir.display());
+        return Ok(dir.to_path_buf());
     }
-    let mut cfg = experiment_config(which, a.paper_scale)?;
-    if let Some(n) = a.iterations {
+    let mut cfg = cfg()?;
+    if let Some(n) = iterations {
         cfg.train.iterations = n;
     }
-    tracing::info!("training the {} model into {}", which.name(), dir.display());
-    // a run an earlier call left unfinished continues; a new one starts in `dir`
-    let start = if ebm_cd::run_dir::holds_run(&dir) == Some(false) && dir.join("checkpoint.safetensors").exists() {
-        tracing::info!("continuing the unfinished {} model in {}", which.name(), dir.display());
-        ebm_cd::Start::Resume { dir: dir.clone(), iterations: a.iterations }
+    tracing::info!("training the {name} model into {}", dir.display());
+    let start = if ebm_cd::run_dir::holds_run(dir) == Some(false) && dir.join("checkpoint.safetensors").exists() {
+        tracing::info!("continuing the unfinished {name} model in {}", dir.display());
+        ebm_cd::Start::Resume { dir: dir.to_path_buf(), iterations }
     } else {
-        let existing = ebm_cd::run_dir::Existing::Refuse;
         ebm_cd::Start::New {
             cfg: Box::new(cfg),
-            runs_dir: a.out.clone(),
-            out: Some(dir.clone()),
-            existing,
+            runs_dir: dir.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+            out: Some(dir.to_path_buf()),
+            existing: ebm_cd::run_dir::Existing::Refuse,
             ignore_memory: false,
         }
     };
     let outcome = ebm_cd::run::train(start, device)?;
     tracing::info!("{outcome}");
-    Ok(dir)
+    Ok(dir.to_path_buf())
 }
 
-fn score(errs: &[(f64, f64)], tol: f64) -> Score {
+/// How a set of (scale error, position error) pairs scores at tolerance `tol`.
+pub(crate) fn score(errs: &[(f64, f64)], tol: f64) -> Score {
     let n = errs.len().max(1) as f64;
     let mean = |f: &dyn Fn(&(f64, f64)) -> f64| errs.iter().map(f).map(|e| e.min(1.0)).sum::<f64>() / n;
     Score {

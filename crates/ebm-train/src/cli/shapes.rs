@@ -1,13 +1,39 @@
-//! `compose-shapes`: the size x position compositionality experiment.
+//! `compose-shapes`: the size x position compositionality experiment, on slices (issue 7) or with every factor
+//! varying (`--design all-factors`, issue 15).
 
+use anyhow::bail;
 use candle_core::Device;
-use clap::Args;
+use clap::{Args, ValueEnum};
+use ebm_compose::shapes::all_factors::{self, Part};
 use ebm_compose::shapes::{Composition, Settings, SizeFrame};
 use std::path::PathBuf;
+
+/// Which data the models of `compose-shapes` are trained on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Design {
+    /// Each model sees a slice: the size model at the centre, the position model at scale 0.75 (issue 7).
+    Slice,
+    /// Every model sees every factor varying, minus held-out (scale, position) cells (issue 15).
+    AllFactors,
+}
 
 /// Train (or reuse) the size and position models, compose them, and measure the held-out pairs.
 #[derive(Debug, Args)]
 pub struct ComposeShapesArgs {
+    /// `slice` (the models of shapes-{size,position}-cpu) or `all-factors` (shapes-{size,position,shape}-all-cpu,
+    /// composed on held-out cells).
+    #[arg(long, value_enum, default_value = "slice")]
+    design: Design,
+    /// All-factors design: `pairs` (size x position on the held-out cells) or `shape` (adds the shape model:
+    /// three-factor composition, NOT and OR).
+    #[arg(long, default_value = "pairs")]
+    part: Part,
+    /// All-factors design: a trained shape model (run folder); trained into OUT/shape when absent (or reused).
+    #[arg(long)]
+    shape_model: Option<PathBuf>,
+    /// All-factors design: chains per seen cell.
+    #[arg(long, default_value_t = 8)]
+    seen_samples: usize,
     /// A trained size model (run folder); trained into OUT/size when absent (or reused if OUT/size has one).
     #[arg(long)]
     size_model: Option<PathBuf>,
@@ -21,9 +47,10 @@ pub struct ComposeShapesArgs {
     /// Override the training iterations of both models.
     #[arg(long)]
     iterations: Option<u64>,
-    /// Samples per (scale, position) pair and way of sampling.
-    #[arg(long, default_value_t = 20)]
-    samples_per_pair: usize,
+    /// Samples per (scale, position) pair and way of sampling (default 20; all-factors design: per held-out
+    /// cell or triple, default 32).
+    #[arg(long)]
+    samples_per_pair: Option<usize>,
     /// Langevin steps from uniform noise (the runs' sampler settings otherwise).
     #[arg(long, default_value_t = 60)]
     steps: usize,
@@ -51,17 +78,24 @@ pub struct ComposeShapesArgs {
     joint_iterations: u64,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    #[arg(long, default_value = "runs/compose-shapes")]
-    out: PathBuf,
+    /// The experiment's folder (default runs/compose-shapes; all-factors design: runs/compose-shapes-all).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 pub fn run(a: ComposeShapesArgs, device: &Device) -> anyhow::Result<()> {
+    if a.design == Design::AllFactors {
+        return run_all_factors(a, device);
+    }
+    if a.part != Part::Pairs || a.shape_model.is_some() {
+        bail!("--part and --shape-model belong to --design all-factors");
+    }
     let s = Settings {
         size_model: a.size_model,
         position_model: a.position_model,
         paper_scale: a.paper_scale,
         iterations: a.iterations,
-        samples_per_pair: a.samples_per_pair,
+        samples_per_pair: a.samples_per_pair.unwrap_or(20),
         steps: a.steps,
         size_weight: a.size_weight,
         composition: a.composition,
@@ -70,9 +104,42 @@ pub fn run(a: ComposeShapesArgs, device: &Device) -> anyhow::Result<()> {
         init_steps: a.init_steps,
         joint_iterations: a.joint_iterations,
         seed: a.seed,
-        out: a.out,
+        out: a.out.unwrap_or_else(|| PathBuf::from("runs/compose-shapes")),
     };
     let report = ebm_compose::shapes::run(&s, device)?;
     println!("{}", report.summary(&s.out));
+    Ok(())
+}
+
+fn run_all_factors(a: ComposeShapesArgs, device: &Device) -> anyhow::Result<()> {
+    // the slice design's ways of composing are not part of this design: refuse them rather than ignore them
+    let slice_only = [
+        (a.paper_scale, "--paper-scale"),
+        (a.size_weight != 1.0, "--size-weight"),
+        (a.composition != Composition::Sum, "--composition"),
+        (a.scale_grid != 11, "--scale-grid"),
+        (a.size_frame != SizeFrame::Image, "--size-frame"),
+        (a.init_steps != 0, "--init-steps"),
+        (a.joint_iterations != 0, "--joint-iterations"),
+    ];
+    if let Some((_, flag)) = slice_only.iter().find(|(set, _)| *set) {
+        bail!("{flag} belongs to --design slice; the all-factors design composes by the plain sum");
+    }
+    let s = all_factors::Settings {
+        size_model: a.size_model,
+        position_model: a.position_model,
+        shape_model: a.shape_model,
+        iterations: a.iterations,
+        part: a.part,
+        samples_per_cell: a.samples_per_pair.unwrap_or(32),
+        seen_samples: a.seen_samples,
+        steps: a.steps,
+        seed: a.seed,
+        out: a.out.unwrap_or_else(|| PathBuf::from("runs/compose-shapes-all")),
+    };
+    match s.part {
+        Part::Pairs => println!("{}", all_factors::run_pairs(&s, device)?.summary(&s.out)),
+        Part::Shape => println!("{}", all_factors::run_shape(&s, device)?.summary(&s.out)),
+    }
     Ok(())
 }

@@ -107,6 +107,21 @@ mod tests {
     }
 
     #[test]
+    fn all_factors_presets_share_their_images_and_the_composition_mask() {
+        let shapes = |name: &str| {
+            let cfg = super::load(name).unwrap();
+            let crate::config::DataConfig::Images { shapes: Some(s), .. } = cfg.data else { panic!("{name}") };
+            s
+        };
+        let size = shapes("shapes-size-all-cpu");
+        assert_eq!(size.held_out, Some(ebm_data::cells::HeldOut::composition_grid(15)));
+        assert_eq!(size.shapes.len(), 3);
+        assert!(size.scale.lo < size.scale.hi && size.pos_x.lo < size.pos_x.hi && size.pos_y.lo < size.pos_y.hi);
+        assert_eq!(shapes("shapes-position-all-cpu"), size);
+        assert_eq!(shapes("shapes-shape-all-cpu"), size);
+    }
+
+    #[test]
     fn unknown_names_and_keys_are_errors() {
         let err = super::load("toy-nope").unwrap_err().to_string();
         assert!(err.contains("unknown preset `toy-nope`") && err.contains("toy-8gaussians"), "{err}");

@@ -10,7 +10,8 @@
 //! The assignment: the positions are shuffled with [`HeldOut::seed`], and the `i`-th position of that order is held
 //! out at scale `scales[order_s[i mod n_scales]]`, with the scales shuffled by the same seed. Every position is held
 //! out at exactly one scale and every scale at `ceil` or `floor` of `n_positions / n_scales` positions, so (with at
-//! least two scales and more positions than scales) every scale and every position keeps cells in training.
+//! least two scales and at least as many positions as scales) every scale and every position keeps cells in
+//! training. The shuffles draw from forks 1 and 2 of `Rng::new(seed)`.
 
 use crate::error::{DataError, Result};
 use crate::shapes::Sprite;
@@ -51,8 +52,11 @@ impl HeldOut {
         }
     }
 
-    /// The held-out cells, in the order of the grid's positions.
+    /// The held-out cells, in the order of the grid's positions (none for an empty grid).
     pub fn cells(&self) -> Vec<Cell> {
+        if self.scales.is_empty() || self.positions.is_empty() {
+            return Vec::new();
+        }
         let rng = Rng::new(self.seed);
         let mut pos_order: Vec<usize> = (0..self.positions.len()).collect();
         rng.fork(1).shuffle(&mut pos_order);
@@ -77,15 +81,12 @@ impl HeldOut {
 
     /// Whether a sprite of `scale` at `(x, y)` lies in a held-out region.
     pub fn excludes(&self, scale: f32, x: f32, y: f32) -> bool {
-        let r = self.radius;
-        self.cells()
-            .iter()
-            .any(|c| (scale - c.scale).abs() <= r && (x - c.position[0]).abs() <= r && (y - c.position[1]).abs() <= r)
+        self.regions().excludes(scale, x, y)
     }
 
-    /// Whether `sprite` lies in a held-out region.
-    pub fn excludes_sprite(&self, sprite: &Sprite) -> bool {
-        self.excludes(sprite.scale, sprite.pos_x, sprite.pos_y)
+    /// The held-out regions, computed once (for testing many sprites).
+    pub fn regions(&self) -> Regions {
+        Regions { cells: self.cells(), radius: self.radius }
     }
 
     /// Refuses a grid that cannot keep every scale and every position in training.
@@ -102,6 +103,10 @@ impl HeldOut {
         if !finite || !(self.radius.is_finite() && self.radius >= 0.0) {
             return bad("scales, positions and radius must be finite (radius >= 0)".into());
         }
+        let dup = |v: &[f32]| v.iter().enumerate().any(|(i, a)| v[..i].contains(a));
+        if dup(&self.scales) || self.positions.iter().enumerate().any(|(i, p)| self.positions[..i].contains(p)) {
+            return bad("scales and positions must not repeat".into());
+        }
         if self.positions.len() < self.scales.len() {
             return bad(format!(
                 "{} positions for {} scales: every scale must be held out somewhere, so give at least as many \
@@ -110,7 +115,37 @@ impl HeldOut {
                 self.scales.len()
             ));
         }
+        // a region as wide as the grid's spacing would swallow cells the experiment calls seen
+        let regions = self.regions();
+        if let Some(c) = self.seen_cells().iter().find(|c| regions.excludes(c.scale, c.position[0], c.position[1])) {
+            return bad(format!(
+                "radius {} is too wide for the grid: the seen cell scale {} at {:?} lies in a held-out region",
+                self.radius, c.scale, c.position
+            ));
+        }
         Ok(())
+    }
+}
+
+/// The held-out regions of a [`HeldOut`], its cells computed once.
+#[derive(Debug, Clone)]
+pub struct Regions {
+    cells: Vec<Cell>,
+    radius: f32,
+}
+
+impl Regions {
+    /// Whether a sprite of `scale` at `(x, y)` lies in a held-out region.
+    pub fn excludes(&self, scale: f32, x: f32, y: f32) -> bool {
+        let r = self.radius;
+        self.cells
+            .iter()
+            .any(|c| (scale - c.scale).abs() <= r && (x - c.position[0]).abs() <= r && (y - c.position[1]).abs() <= r)
+    }
+
+    /// Whether `sprite` lies in a held-out region.
+    pub fn excludes_sprite(&self, sprite: &Sprite) -> bool {
+        self.excludes(sprite.scale, sprite.pos_x, sprite.pos_y)
     }
 }
 
@@ -136,7 +171,11 @@ mod tests {
         assert!(h.check().is_ok());
         let e = HeldOut { positions: vec![[0.5, 0.5]], ..h.clone() }.check().unwrap_err();
         assert!(e.to_string().contains("at least 2"), "{e}");
-        let e = HeldOut { radius: f32::NAN, ..h }.check().unwrap_err();
+        let e = HeldOut { radius: f32::NAN, ..h.clone() }.check().unwrap_err();
         assert!(e.to_string().contains("finite"), "{e}");
+        let e = HeldOut { radius: 0.2, ..h.clone() }.check().unwrap_err();
+        assert!(e.to_string().contains("too wide"), "{e}");
+        let e = HeldOut { scales: vec![0.5, 0.5, 1.0], ..h }.check().unwrap_err();
+        assert!(e.to_string().contains("repeat"), "{e}");
     }
 }

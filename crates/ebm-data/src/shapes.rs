@@ -385,9 +385,14 @@ impl ShapesConfig {
             h.check()?;
             // a slice the mask covers (nearly) whole would make the redraws of `draw` spin
             let mut rng = Rng::new(self.seed).fork(3);
-            let kept = (0..1000).filter(|_| !h.excludes_sprite(&self.draw_one(&mut rng))).count();
+            let regions = h.regions();
+            let kept = (0..1000).filter(|_| !regions.excludes_sprite(&self.draw_one(&mut rng))).count();
             if kept < 100 {
-                return bad(format!("held_out removes {:.0}% of the slice's sprites", 100.0 - kept as f64 / 10.0));
+                return bad(format!(
+                    "held_out removes {:.0}% of the slice's sprites (at most 90%: narrow its radius or widen the \
+                     slice)",
+                    100.0 - kept as f64 / 10.0
+                ));
             }
         }
         Ok(())
@@ -408,10 +413,11 @@ impl ShapesConfig {
     /// each redrawn while it lies in a [`ShapesConfig::held_out`] region (a config that passed its check keeps
     /// at least a tenth of the slice, so the redraws end).
     pub fn draw(&self, n: usize, rng: &mut Rng) -> Vec<Sprite> {
+        let regions = self.held_out.as_ref().map(HeldOut::regions);
         (0..n)
             .map(|_| loop {
                 let sp = self.draw_one(rng);
-                if !self.held_out.as_ref().is_some_and(|h| h.excludes_sprite(&sp)) {
+                if !regions.as_ref().is_some_and(|r| r.excludes_sprite(&sp)) {
                     break sp;
                 }
             })
@@ -552,8 +558,15 @@ mod tests {
         let fl = free.latents().unwrap();
         assert!((0..free.len()).any(|i| h.excludes(fl.row(i)[2], fl.row(i)[4], fl.row(i)[5])));
         // a mask that covers the whole slice is refused instead of spinning
-        let whole = HeldOut { radius: 2.0, ..h };
-        let e = ShapesConfig { held_out: Some(whole), ..cfg }.generate("x").unwrap_err();
+        let c = h.cells()[0];
+        let inside = ShapesConfig {
+            scale: Span::fixed(c.scale),
+            pos_x: Span::fixed(c.position[0]),
+            pos_y: Span::fixed(c.position[1]),
+            held_out: Some(h),
+            ..cfg
+        };
+        let e = inside.generate("x").unwrap_err();
         assert!(e.to_string().contains("removes"), "{e}");
     }
 }

@@ -80,8 +80,8 @@ fn all_factors_design_measures_held_out_and_seen_cells_and_refuses_mismatched_mo
     let cells_json = r["held_out_cells"].as_array().unwrap();
     assert_eq!(cells_json.len(), 9);
     for (c, want) in cells_json.iter().zip(mask.cells()) {
-        assert_eq!(c["scale"].as_f64().unwrap() as f32, want.scale);
-        assert_eq!(c["position"][0].as_f64().unwrap() as f32, want.position[0]);
+        let got = [&c["scale"], &c["position"][0], &c["position"][1]].map(|v| v.as_f64().unwrap() as f32);
+        assert_eq!(got, [want.scale, want.position[0], want.position[1]]);
     }
     let cells = r["cells"].as_array().unwrap();
     assert_eq!(cells.len(), 45);
@@ -139,5 +139,10 @@ fn all_factors_design_measures_held_out_and_seen_cells_and_refuses_mismatched_mo
     let e =
         cli(&base.iter().copied().chain(["--composition", "bayes", "--out", &outs]).collect::<Vec<_>>()).unwrap_err();
     assert!(e.contains("--composition belongs to --design slice"), "{e}");
+    let e = cli(&["compose-shapes", "--seen-samples", "4", "--out", &outs]).unwrap_err();
+    assert!(e.contains("belong to --design all-factors"), "{e}");
+    let e =
+        cli(&base.iter().copied().chain(["--shape-model", &shape, "--out", &outs]).collect::<Vec<_>>()).unwrap_err();
+    assert!(e.contains("--part shape only"), "{e}");
     let _ = std::fs::remove_dir_all(&d);
 }

@@ -69,7 +69,8 @@ pub struct Settings {
     /// Override the training iterations of the models trained here.
     pub iterations: Option<u64>,
     pub part: Part,
-    /// Chains per held-out cell (and per held-out triple, NOT position, OR pair).
+    /// Chains per held-out cell (and per held-out triple and NOT position; twice as many per OR pair). The
+    /// bar counts only with at least [`MIN_SAMPLES`].
     pub samples_per_cell: usize,
     /// Chains per seen cell.
     pub seen_samples: usize,
@@ -95,6 +96,18 @@ impl Default for Settings {
         }
     }
 }
+
+/// Chains per held-out cell below which `meets_bar` is false whatever the rates (the issue's minimum).
+pub const MIN_SAMPLES: usize = 32;
+/// Held-out cells below which `meets_bar` is false.
+pub const MIN_CELLS: usize = 5;
+
+/// The streams of the chains: held-out cells ([`CHAIN_STREAM`], as the slice design), seen cells, NOT (and its
+/// position-only comparison, the same seeds), OR (forked per pair), and the NOT chains' starts.
+const SEEN_STREAM: u64 = 0x5ee1;
+const NOT_STREAM: u64 = 0x7a70;
+const OR_STREAM: u64 = 0x0e0e;
+const NOT_START_STREAM: u64 = 0x7a71;
 
 /// The run config of one of the all-factors models (its preset).
 pub fn experiment_config(which: Factor) -> Result<RunConfig> {
@@ -148,8 +161,10 @@ pub struct PairsReport {
     pub held_out_energy_rank: f64,
     /// The same over the seen cells.
     pub seen_energy_rank: f64,
-    /// Composed >= 60% and >= 2x each single model on held-out cells.
+    /// Composed >= 60% and >= 2x each single model on held-out cells, with at least [`MIN_CELLS`] cells of at
+    /// least [`MIN_SAMPLES`] chains.
     pub meets_bar: bool,
+    pub seed: u64,
     pub cells: Vec<CellResult>,
 }
 
@@ -186,8 +201,9 @@ pub struct OrResult {
     pub b: [f32; 2],
     pub at_a: f64,
     pub at_b: f64,
-    /// `min(at_a, at_b) / (at_a + at_b)` (0.5: even; the bar is 0.4, a 60/40 split).
+    /// `min(at_a, at_b) / (at_a + at_b)` (0.5: even; 0.4 is a 60/40 split).
     pub balance: f64,
+    /// At least half the samples at one of the two, split no worse than 60/40 (so each mode holds >= 20%).
     pub both_modes_balanced: bool,
 }
 
@@ -202,6 +218,7 @@ pub struct ShapeReport {
     pub tolerance: f64,
     pub samples_per_cell: usize,
     pub steps: usize,
+    pub seed: u64,
     /// Over the held-out triples (every held-out cell with each shape).
     pub held_out_composed3: f64,
     pub held_out_composed2: f64,
@@ -212,6 +229,10 @@ pub struct ShapeReport {
     /// Position AND NOT square, over the grid's positions.
     pub not_square: f64,
     pub not_square_position_only: f64,
+    /// The NOT term's margin and softness: the mean and standard deviation of the shape model's energy under
+    /// "square" on the generator's ellipses and hearts (the term acts only on images more square than those).
+    pub not_margin: f64,
+    pub not_softness: f64,
     pub not: Vec<NotResult>,
     pub or: Vec<OrResult>,
 }
@@ -222,9 +243,34 @@ struct Models {
     position: (PathBuf, Arc<EnergyNet>),
     shape: Option<(PathBuf, Arc<EnergyNet>)>,
     mask: HeldOut,
+    /// The generator config the models were trained on (the same for all).
+    data: ShapesConfig,
     side: usize,
     supersample: u32,
     sampler: Langevin,
+}
+
+/// The top-level keys in which two generator configs differ.
+fn differing_keys(a: &ShapesConfig, b: &ShapesConfig) -> String {
+    let (va, vb) = (serde_json::to_value(a).ok(), serde_json::to_value(b).ok());
+    let keys: Vec<String> = match (va, vb) {
+        (Some(serde_json::Value::Object(x)), Some(serde_json::Value::Object(y))) => {
+            let mut k: Vec<String> = x.keys().chain(y.keys()).filter(|k| x.get(*k) != y.get(*k)).cloned().collect();
+            k.dedup();
+            k
+        }
+        _ => Vec::new(),
+    };
+    keys.join(", ")
+}
+
+/// `data.shapes` of a run folder's config, without loading its model.
+fn folder_shapes(dir: &Path) -> Option<ShapesConfig> {
+    let cfg = ebm_cd::config::RunConfig::from_file(&dir.join("config.toml")).ok()?;
+    match &cfg.data {
+        DataConfig::Images { source, shapes, .. } => source.shapes_config(shapes.as_ref()),
+        _ => None,
+    }
 }
 
 fn load(dir: &Path, which: Factor, device: &Device) -> Result<(Arc<EnergyNet>, ShapesConfig, RunConfig)> {
@@ -259,6 +305,38 @@ fn load(dir: &Path, which: Factor, device: &Device) -> Result<(Arc<EnergyNet>, S
 
 impl Models {
     fn open(a: &Settings, with_shape: bool, device: &Device) -> Result<Models> {
+        // a model to train here must match the given ones: check before spending the training time
+        let mut wanted = vec![(&a.size_model, Factor::Size), (&a.position_model, Factor::Position)];
+        if with_shape {
+            wanted.push((&a.shape_model, Factor::Shape));
+        }
+        let to_train: Vec<Factor> = wanted
+            .iter()
+            .filter(|(g, f)| g.is_none() && !a.out.join(f.name()).join("model.safetensors").exists())
+            .map(|(_, f)| *f)
+            .collect();
+        if let Some(f) = to_train.first() {
+            let preset = match &experiment_config(*f)?.data {
+                DataConfig::Images { source, shapes, .. } => source.shapes_config(shapes.as_ref()),
+                _ => None,
+            };
+            for (given, _) in wanted.iter().filter(|(g, _)| g.is_some()) {
+                let dir = given.as_deref().expect("filtered");
+                if let (Some(p), Some(d)) = (&preset, folder_shapes(dir)) {
+                    if *p != d {
+                        return Err(CdError::run_folder(
+                            dir,
+                            format!(
+                                "its data.shapes differ from preset shapes-{}-all-cpu's ({}), which would be \
+                                 trained here: the models must see the same images, mask included",
+                                f.name(),
+                                differing_keys(p, &d)
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
         let dir = |given: &Option<PathBuf>, which: Factor| {
             train_or_reuse(
                 given.as_deref(),
@@ -279,7 +357,12 @@ impl Models {
             if *d != size_data {
                 return Err(CdError::run_folder(
                     dir,
-                    format!("its data.shapes differ from the size model's ({}): the models must see the same images, mask included", size_dir.display()),
+                    format!(
+                        "its data.shapes differ from the size model's in {} ({}): the models must see the same \
+                         images, mask included",
+                        differing_keys(d, &size_data),
+                        size_dir.display()
+                    ),
                 ));
             }
             Ok(())
@@ -294,14 +377,33 @@ impl Models {
             None => None,
         };
         let shape_in = size.config().input_shape();
-        for m in [Some(&position), shape.as_ref().map(|s| &s.1)].into_iter().flatten() {
-            ebm_cd::ensure!(m.config().input_shape() == shape_in, "the models take images of different shapes");
+        let others = [Some((&pos_dir, &position)), shape.as_ref().map(|s| (&s.0, &s.1))];
+        for (dir, m) in others.into_iter().flatten() {
+            if m.config().input_shape() != shape_in {
+                return Err(CdError::run_folder(
+                    dir,
+                    format!("its model takes {:?} images, the size model {:?}", m.config().input_shape(), shape_in),
+                ));
+            }
+        }
+        let mask = size_data.held_out.clone().expect("checked by load");
+        let tol = tolerance(Factor::Size).max(tolerance(Factor::Position)) as f32;
+        if mask.radius < tol {
+            return Err(CdError::run_folder(
+                &size_dir,
+                format!(
+                    "its held-out regions have radius {}, less than the probe's tolerance {tol}: samples judged right \
+                     at a held-out cell could match training images",
+                    mask.radius
+                ),
+            ));
         }
         Ok(Models {
             size: (size_dir, size),
             position: (pos_dir, position),
             shape,
-            mask: size_data.held_out.clone().expect("checked by load"),
+            mask,
+            data: size_data.clone(),
             side: shape_in[1],
             supersample: size_data.supersample,
             sampler: size_cfg.sampler.langevin(a.steps),
@@ -343,16 +445,16 @@ fn one_hot(shape: Shape) -> Vec<f32> {
 
 type Model = Arc<EnergyNet>;
 
-/// Chains of `sum_i E_i(x | c_i)` over `terms` (each model with its `[n, d]` conditions), from noise or `starts`.
+/// Chains of `sum_i E_i(x | c_i)` over `terms` (each model with its `[n, d]` conditions), from noise or `starts`,
+/// their noise from `rng` (a fresh one per way of sampling, so that ways compared see the same noise).
 fn sample_sum(
     m: &Models,
     terms: &[(&Model, &Tensor)],
     n: usize,
     starts: Option<&Tensor>,
-    seed: u64,
+    mut rng: Rng,
     device: &Device,
 ) -> Result<Tensor> {
-    let mut rng = Rng::with_stream(seed, CHAIN_STREAM);
     let shape = m.image_shape();
     Ok(chunked(n, &shape, starts, &m.sampler, &mut rng, device, |s, k| {
         let mut ts = Vec::with_capacity(terms.len());
@@ -427,6 +529,7 @@ const FIGURE_COLS: usize = 8;
 pub fn run_pairs(a: &Settings, device: &Device) -> Result<PairsReport> {
     let m = Models::open(a, false, device)?;
     let tol = tolerance(Factor::Size);
+    debug_assert_eq!(tol, tolerance(Factor::Position));
     let held = m.mask.cells();
     let seen = m.mask.seen_cells();
     let (k, ks) = (a.samples_per_cell.max(1), a.seen_samples.max(1));
@@ -443,17 +546,18 @@ pub fn run_pairs(a: &Settings, device: &Device) -> Result<PairsReport> {
     let (sh, ph) = (conds(&size_rows(&held), k, device)?, conds(&pos_rows(&held), k, device)?);
     let (ss, ps) = (conds(&size_rows(&seen), ks, device)?, conds(&pos_rows(&seen), ks, device)?);
     let (size, pos) = (&m.size.1, &m.position.1);
-    let seed_seen = a.seed ^ 0x5ee1;
-    let composed_h = sample_sum(&m, &[(size, &sh), (pos, &ph)], nh, None, a.seed, device)?;
-    let size_h = sample_sum(&m, &[(size, &sh)], nh, None, a.seed, device)?;
-    let pos_h = sample_sum(&m, &[(pos, &ph)], nh, None, a.seed, device)?;
+    let held_rng = || Rng::with_stream(a.seed, CHAIN_STREAM);
+    let seen_rng = || Rng::with_stream(a.seed, SEEN_STREAM);
+    let composed_h = sample_sum(&m, &[(size, &sh), (pos, &ph)], nh, None, held_rng(), device)?;
+    let size_h = sample_sum(&m, &[(size, &sh)], nh, None, held_rng(), device)?;
+    let pos_h = sample_sum(&m, &[(pos, &ph)], nh, None, held_rng(), device)?;
     let truth_sprites: Vec<Sprite> =
         held.iter().flat_map(|c| (0..k).map(move |j| sprite(Shape::ALL[j % 3], c.scale, c.position))).collect();
     let truth = render(&truth_sprites, m.side, m.supersample, device)?;
-    let from_truth = sample_sum(&m, &[(size, &sh), (pos, &ph)], nh, Some(&truth), a.seed, device)?;
-    let composed_s = sample_sum(&m, &[(size, &ss), (pos, &ps)], ns, None, seed_seen, device)?;
-    let size_s = sample_sum(&m, &[(size, &ss)], ns, None, seed_seen, device)?;
-    let pos_s = sample_sum(&m, &[(pos, &ps)], ns, None, seed_seen, device)?;
+    let from_truth = sample_sum(&m, &[(size, &sh), (pos, &ph)], nh, Some(&truth), held_rng(), device)?;
+    let composed_s = sample_sum(&m, &[(size, &ss), (pos, &ps)], ns, None, seen_rng(), device)?;
+    let size_s = sample_sum(&m, &[(size, &ss)], ns, None, seen_rng(), device)?;
+    let pos_s = sample_sum(&m, &[(pos, &ps)], ns, None, seen_rng(), device)?;
     let errs_h = |x: &Tensor| -> Result<Vec<(f64, f64)>> { Ok(pair_errors(&measure(x)?, &held, k)) };
     let errs_s = |x: &Tensor| -> Result<Vec<(f64, f64)>> { Ok(pair_errors(&measure(x)?, &seen, ks)) };
     let (ech, esh, eph, eth, efh) =
@@ -510,7 +614,8 @@ pub fn run_pairs(a: &Settings, device: &Device) -> Result<PairsReport> {
         seen_position_only: both_within(&eps, tol),
         held_out_energy_rank: energy_rank(&m, &held, device)?,
         seen_energy_rank: energy_rank(&m, &seen, device)?,
-        meets_bar: hc >= 0.6 && hc >= 2.0 * hs && hc >= 2.0 * hp,
+        meets_bar: hc >= 0.6 && hc >= 2.0 * hs && hc >= 2.0 * hp && k >= MIN_SAMPLES && held.len() >= MIN_CELLS,
+        seed: a.seed,
         cells,
     };
     std::fs::create_dir_all(&a.out).map_err(ebm_cd::error::fs_err(&a.out))?;
@@ -532,7 +637,7 @@ pub const OR_PAIRS: [([f32; 2], [f32; 2]); 2] = [([0.2, 0.2], [0.8, 0.8]), ([0.8
 /// The shape model's experiments: three-factor composition, NOT and OR (see the module documentation).
 pub fn run_shape(a: &Settings, device: &Device) -> Result<ShapeReport> {
     let m = Models::open(a, true, device)?;
-    let tol = tolerance(Factor::Size);
+    let tol = tolerance(Factor::Position);
     let shape_m = &m.shape.as_ref().expect("opened with the shape model").1;
     let (size, pos) = (&m.size.1, &m.position.1);
     let k = a.samples_per_cell.max(1);
@@ -544,9 +649,16 @@ pub fn run_shape(a: &Settings, device: &Device) -> Result<ShapeReport> {
     let sc = conds(&triples.iter().map(|(_, c)| vec![c.scale]).collect::<Vec<_>>(), k, device)?;
     let pc = conds(&triples.iter().map(|(_, c)| c.position.to_vec()).collect::<Vec<_>>(), k, device)?;
     let hc = conds(&triples.iter().map(|(s, _)| one_hot(*s)).collect::<Vec<_>>(), k, device)?;
-    let c3 = sample_sum(&m, &[(size, &sc), (pos, &pc), (shape_m, &hc)], n, None, a.seed, device)?;
-    let c2 = sample_sum(&m, &[(size, &sc), (pos, &pc)], n, None, a.seed, device)?;
-    let so = sample_sum(&m, &[(shape_m, &hc)], n, None, a.seed, device)?;
+    let c3 = sample_sum(
+        &m,
+        &[(size, &sc), (pos, &pc), (shape_m, &hc)],
+        n,
+        None,
+        Rng::with_stream(a.seed, CHAIN_STREAM),
+        device,
+    )?;
+    let c2 = sample_sum(&m, &[(size, &sc), (pos, &pc)], n, None, Rng::with_stream(a.seed, CHAIN_STREAM), device)?;
+    let so = sample_sum(&m, &[(shape_m, &hc)], n, None, Rng::with_stream(a.seed, CHAIN_STREAM), device)?;
     let truth_sprites: Vec<Sprite> =
         triples.iter().flat_map(|(s, c)| std::iter::repeat_n(sprite(*s, c.scale, c.position), k)).collect();
     let truth = render(&truth_sprites, m.side, m.supersample, device)?;
@@ -586,24 +698,36 @@ pub fn run_shape(a: &Settings, device: &Device) -> Result<ShapeReport> {
         })
         .collect();
 
-    // NOT: at each grid position, E_pos(x | p) + BoundedNot(E_shape(x | square)), margin from the noise starts
+    // NOT: at each grid position, E_pos(x | p) + BoundedNot(E_shape(x | square)); the margin and softness from the
+    // shape model's energies under "square" on the generator's ellipses and hearts (the same data config)
     let positions = m.mask.positions.clone();
     let np = positions.len() * k;
     let pn = conds(&positions.iter().map(|p| p.to_vec()).collect::<Vec<_>>(), k, device)?;
+    let not_ref = ShapesConfig { shapes: vec![Shape::Ellipse, Shape::Heart], ..m.data.clone() };
+    let refs = not_ref.draw(256, &mut Rng::with_stream(a.seed, NOT_START_STREAM).fork(1));
+    let refs = render(&refs, m.side, m.supersample, device)?;
+    let e_ref: Vec<f64> = shape_m
+        .energy(&refs, Some(&conds(&[one_hot(Shape::Square)], 256, device)?))?
+        .to_vec1::<f32>()?
+        .into_iter()
+        .map(f64::from)
+        .collect();
+    let margin = e_ref.iter().sum::<f64>() / e_ref.len() as f64;
+    let softness = (e_ref.iter().map(|e| (e - margin).powi(2)).sum::<f64>() / e_ref.len() as f64).sqrt().max(1e-6);
     let sq = conds(&[one_hot(Shape::Square)], np, device)?;
-    let mut rng = Rng::with_stream(a.seed, CHAIN_STREAM ^ 0x70);
-    let starts = uniform(np, &m.image_shape(), [0.0, 1.0], &mut rng, device)?;
+    let starts = uniform(np, &m.image_shape(), [0.0, 1.0], &mut Rng::with_stream(a.seed, NOT_START_STREAM), device)?;
     let shape_dyn: Arc<dyn Energy + Send + Sync> = shape_m.clone();
     let pos_dyn: Arc<dyn Energy + Send + Sync> = pos.clone();
+    let mut rng = Rng::with_stream(a.seed, NOT_STREAM);
     let not_x = chunked(np, &m.image_shape(), Some(&starts), &m.sampler, &mut rng, device, |s, kk| {
         let parts = [
             NotPart { energy: pos_dyn.clone(), weight: 1.0, cond: Some(pn.narrow(0, s, kk)?), margin: None },
-            NotPart { energy: shape_dyn.clone(), weight: -1.0, cond: Some(sq.narrow(0, s, kk)?), margin: None },
+            NotPart { energy: shape_dyn.clone(), weight: -1.0, cond: Some(sq.narrow(0, s, kk)?), margin: Some(margin) },
         ];
-        let (e, _) = compose(&parts, ComposeOp::And, None, &starts.narrow(0, s, kk)?)?;
+        let (e, _) = compose(&parts, ComposeOp::And, Some(softness), &starts.narrow(0, s, kk)?)?;
         Ok(vec![(Box::new(e) as Box<dyn Energy>, None, m.sampler.steps)] as Vec<Stage<'static>>)
     })?;
-    let pos_x = sample_sum(&m, &[(pos, &pn)], np, Some(&starts), a.seed, device)?;
+    let pos_x = sample_sum(&m, &[(pos, &pn)], np, Some(&starts), Rng::with_stream(a.seed, NOT_STREAM), device)?;
     let pcells: Vec<Cell> = positions.iter().map(|&p| Cell { scale: 0.75, position: p }).collect();
     let not_stats = |x: &Tensor| -> Result<Vec<(bool, bool)>> {
         let ms = measure(x)?;
@@ -639,7 +763,7 @@ pub fn run_shape(a: &Settings, device: &Device) -> Result<ShapeReport> {
         let n2 = 2 * k;
         let ca = conds(&[pa.to_vec()], n2, device)?;
         let cb = conds(&[pb.to_vec()], n2, device)?;
-        let mut rng = Rng::with_stream(a.seed ^ i as u64, CHAIN_STREAM ^ 0x0e);
+        let mut rng = Rng::with_stream(a.seed, OR_STREAM).fork(i as u64);
         let x = chunked(n2, &m.image_shape(), None, &m.sampler, &mut rng, device, |s, kk| {
             let e = LogSumExp::new(vec![
                 Term::new(pos_dyn.clone(), 1.0).with_cond(ca.narrow(0, s, kk)?),
@@ -654,7 +778,8 @@ pub fn run_shape(a: &Settings, device: &Device) -> Result<ShapeReport> {
         };
         let (at_a, at_b) = (at(pa), at(pb));
         let balance = if at_a + at_b > 0.0 { at_a.min(at_b) / (at_a + at_b) } else { 0.0 };
-        or.push(OrResult { a: pa, b: pb, at_a, at_b, balance, both_modes_balanced: balance >= 0.4 });
+        let both_modes_balanced = at_a + at_b >= 0.5 && balance >= 0.4;
+        or.push(OrResult { a: pa, b: pb, at_a, at_b, balance, both_modes_balanced });
         or_images.push(x);
     }
 
@@ -667,6 +792,7 @@ pub fn run_shape(a: &Settings, device: &Device) -> Result<ShapeReport> {
         tolerance: tol,
         samples_per_cell: k,
         steps: a.steps,
+        seed: a.seed,
         held_out_composed3: frac(&r3, |x| x.0),
         held_out_composed2: frac(&r2, |x| x.0),
         held_out_shape_only: frac(&rs, |x| x.0),
@@ -674,6 +800,8 @@ pub fn run_shape(a: &Settings, device: &Device) -> Result<ShapeReport> {
         triples: triple_results,
         not_square: frac(&nt, |x| x.1),
         not_square_position_only: frac(&po, |x| x.1),
+        not_margin: margin,
+        not_softness: softness,
         not,
         or,
     };

@@ -31,9 +31,9 @@ pub struct ComposeShapesArgs {
     /// All-factors design: a trained shape model (run folder); trained into OUT/shape when absent (or reused).
     #[arg(long)]
     shape_model: Option<PathBuf>,
-    /// All-factors design: chains per seen cell.
-    #[arg(long, default_value_t = 8)]
-    seen_samples: usize,
+    /// All-factors design, pairs part: chains per seen cell (default 8).
+    #[arg(long)]
+    seen_samples: Option<usize>,
     /// A trained size model (run folder); trained into OUT/size when absent (or reused if OUT/size has one).
     #[arg(long)]
     size_model: Option<PathBuf>,
@@ -44,7 +44,7 @@ pub struct ComposeShapesArgs {
     /// default is the 32x32 CPU pair.
     #[arg(long)]
     paper_scale: bool,
-    /// Override the training iterations of both models.
+    /// Override the training iterations of the models trained here (two, or three with `--part shape`).
     #[arg(long)]
     iterations: Option<u64>,
     /// Samples per (scale, position) pair and way of sampling (default 20; all-factors design: per held-out
@@ -87,8 +87,8 @@ pub fn run(a: ComposeShapesArgs, device: &Device) -> anyhow::Result<()> {
     if a.design == Design::AllFactors {
         return run_all_factors(a, device);
     }
-    if a.part != Part::Pairs || a.shape_model.is_some() {
-        bail!("--part and --shape-model belong to --design all-factors");
+    if a.part != Part::Pairs || a.shape_model.is_some() || a.seen_samples.is_some() {
+        bail!("--part, --shape-model and --seen-samples belong to --design all-factors");
     }
     let s = Settings {
         size_model: a.size_model,
@@ -125,6 +125,12 @@ fn run_all_factors(a: ComposeShapesArgs, device: &Device) -> anyhow::Result<()> 
     if let Some((_, flag)) = slice_only.iter().find(|(set, _)| *set) {
         bail!("{flag} belongs to --design slice; the all-factors design composes by the plain sum");
     }
+    if a.part == Part::Pairs && a.shape_model.is_some() {
+        bail!("--shape-model is used by --part shape only");
+    }
+    if a.part == Part::Shape && a.seen_samples.is_some() {
+        bail!("--seen-samples is used by --part pairs only");
+    }
     let s = all_factors::Settings {
         size_model: a.size_model,
         position_model: a.position_model,
@@ -132,7 +138,7 @@ fn run_all_factors(a: ComposeShapesArgs, device: &Device) -> anyhow::Result<()> 
         iterations: a.iterations,
         part: a.part,
         samples_per_cell: a.samples_per_pair.unwrap_or(32),
-        seen_samples: a.seen_samples,
+        seen_samples: a.seen_samples.unwrap_or(8),
         steps: a.steps,
         seed: a.seed,
         out: a.out.unwrap_or_else(|| PathBuf::from("runs/compose-shapes-all")),

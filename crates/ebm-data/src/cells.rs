@@ -100,7 +100,7 @@ impl HeldOut {
             ));
         }
         let finite = self.scales.iter().chain(self.positions.iter().flatten()).all(|v| v.is_finite());
-        if !finite || !(self.radius.is_finite() && self.radius >= 0.0) {
+        if !(finite && self.radius.is_finite() && self.radius >= 0.0) {
             return bad("scales, positions and radius must be finite (radius >= 0)".into());
         }
         let dup = |v: &[f32]| v.iter().enumerate().any(|(i, a)| v[..i].contains(a));

@@ -114,7 +114,7 @@ fn all_factors_design_measures_held_out_and_seen_cells_and_refuses_mismatched_mo
     let s = json(&out.join("compose_shapes_shape.json"));
     assert_eq!(s["triples"].as_array().unwrap().len(), 27);
     assert_eq!(s["not"].as_array().unwrap().len(), 9);
-    assert_eq!(s["or"].as_array().unwrap().len(), 2);
+    assert_eq!(s["or"].as_array().unwrap().len(), 4, "two pairs, plain and sharpened");
     assert!(s["held_out_truth"].as_f64().unwrap() >= 0.9, "probe on true triples: {}", s["held_out_truth"]);
     for f in ["triples.png", "not_square.png", "or.png"] {
         assert!(out.join(f).is_file(), "{f}");

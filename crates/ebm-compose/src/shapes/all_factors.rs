@@ -194,11 +194,17 @@ pub struct NotResult {
     pub at_position: f64,
 }
 
-/// OR of two positions: `-log(exp(-E_pos(x | a)) + exp(-E_pos(x | b)))`.
+/// OR of two positions at temperature `T`: `-T log(exp(-E_pos(x | a) / T) + exp(-E_pos(x | b) / T))`.
 #[derive(Debug, Clone, Serialize)]
 pub struct OrResult {
     pub a: [f32; 2],
     pub b: [f32; 2],
+    /// 1: the plain mixture of the two densities. Otherwise a quarter of `gap`, so that at a true image of
+    /// one position the other component's responsibility is about `e^-4` (2%).
+    pub temperature: f64,
+    /// The position model's mean energy gap between the wrong and the right condition on the generator's
+    /// images at `a` and at `b`: how far apart in energy the two modes are.
+    pub gap: f64,
     pub at_a: f64,
     pub at_b: f64,
     /// `min(at_a, at_b) / (at_a + at_b)` (0.5: even; 0.4 is a 60/40 split).
@@ -631,6 +637,24 @@ pub fn run_pairs(a: &Settings, device: &Device) -> Result<PairsReport> {
     Ok(report)
 }
 
+/// The position model's mean of `E(x | wrong) - E(x | right)` over the generator's images (64 at each of `a` and
+/// `b`, the three shapes, scales over the data's span), wrong and right being `a` and `b`.
+fn energy_gap(m: &Models, pos: &Model, a: [f32; 2], b: [f32; 2], device: &Device) -> Result<f64> {
+    let n = 64;
+    let (lo, hi) = (m.data.scale.lo, m.data.scale.hi);
+    let sprites = |p: [f32; 2]| -> Vec<Sprite> {
+        (0..n).map(|j| sprite(Shape::ALL[j % 3], lo + (hi - lo) * j as f32 / (n - 1) as f32, p)).collect()
+    };
+    let mut total = 0.0;
+    for (right, wrong) in [(a, b), (b, a)] {
+        let x = render(&sprites(right), m.side, m.supersample, device)?;
+        let e_right = pos.energy(&x, Some(&conds(&[right.to_vec()], n, device)?))?;
+        let e_wrong = pos.energy(&x, Some(&conds(&[wrong.to_vec()], n, device)?))?;
+        total += (e_wrong - e_right)?.mean_all()?.to_scalar::<f32>()? as f64;
+    }
+    Ok(total / 2.0)
+}
+
 /// Positions paired for the OR test.
 pub const OR_PAIRS: [([f32; 2], [f32; 2]); 2] = [([0.2, 0.2], [0.8, 0.8]), ([0.8, 0.2], [0.2, 0.8])];
 
@@ -756,31 +780,41 @@ pub fn run_shape(a: &Settings, device: &Device) -> Result<ShapeReport> {
         })
         .collect();
 
-    // OR: two positions, one mixture energy, 2k chains from noise per pair
+    // OR: two positions, one mixture energy, 2k chains from noise per pair; plain (T = 1) and sharpened
     let mut or = Vec::new();
     let mut or_images = Vec::new();
+    let mut or_labels = Vec::new();
     for (i, &(pa, pb)) in OR_PAIRS.iter().enumerate() {
         let n2 = 2 * k;
         let ca = conds(&[pa.to_vec()], n2, device)?;
         let cb = conds(&[pb.to_vec()], n2, device)?;
-        let mut rng = Rng::with_stream(a.seed, OR_STREAM).fork(i as u64);
-        let x = chunked(n2, &m.image_shape(), None, &m.sampler, &mut rng, device, |s, kk| {
-            let e = LogSumExp::new(vec![
-                Term::new(pos_dyn.clone(), 1.0).with_cond(ca.narrow(0, s, kk)?),
-                Term::new(pos_dyn.clone(), 1.0).with_cond(cb.narrow(0, s, kk)?),
-            ]);
-            Ok(vec![(Box::new(e) as Box<dyn Energy>, None, m.sampler.steps)] as Vec<Stage<'static>>)
-        })?;
-        let ms = measure(&x)?;
-        let at = |p: [f32; 2]| {
-            ms.iter().filter(|mm| factor_error(mm.as_ref(), Factor::Position, &p, None) <= tol).count() as f64
-                / n2 as f64
-        };
-        let (at_a, at_b) = (at(pa), at(pb));
-        let balance = if at_a + at_b > 0.0 { at_a.min(at_b) / (at_a + at_b) } else { 0.0 };
-        let both_modes_balanced = at_a + at_b >= 0.5 && balance >= 0.4;
-        or.push(OrResult { a: pa, b: pb, at_a, at_b, balance, both_modes_balanced });
-        or_images.push(x);
+        let gap = energy_gap(&m, pos, pa, pb, device)?;
+        let sharp = (gap / 4.0).max(1e-3);
+        for t in [1.0, sharp] {
+            let mut rng = Rng::with_stream(a.seed, OR_STREAM).fork(i as u64);
+            let x = chunked(n2, &m.image_shape(), None, &m.sampler, &mut rng, device, |s, kk| {
+                let scaled = |c: Tensor| {
+                    let inner: Arc<dyn Energy + Send + Sync> =
+                        Arc::new(Sum::new(vec![Term::new(pos_dyn.clone(), 1.0 / t)]));
+                    Term::new(inner, 1.0).with_cond(c)
+                };
+                let lse: Arc<dyn Energy + Send + Sync> =
+                    Arc::new(LogSumExp::new(vec![scaled(ca.narrow(0, s, kk)?), scaled(cb.narrow(0, s, kk)?)]));
+                let e = Sum::new(vec![Term::new(lse, t)]);
+                Ok(vec![(Box::new(e) as Box<dyn Energy>, None, m.sampler.steps)] as Vec<Stage<'static>>)
+            })?;
+            let ms = measure(&x)?;
+            let at = |p: [f32; 2]| {
+                ms.iter().filter(|mm| factor_error(mm.as_ref(), Factor::Position, &p, None) <= tol).count() as f64
+                    / n2 as f64
+            };
+            let (at_a, at_b) = (at(pa), at(pb));
+            let balance = if at_a + at_b > 0.0 { at_a.min(at_b) / (at_a + at_b) } else { 0.0 };
+            let both_modes_balanced = at_a + at_b >= 0.5 && balance >= 0.4;
+            or.push(OrResult { a: pa, b: pb, temperature: t, gap, at_a, at_b, balance, both_modes_balanced });
+            or_images.push(x);
+            or_labels.push(format!("({:.1}, {:.1}) OR ({:.1}, {:.1}), T = {:.3}", pa[0], pa[1], pb[0], pb[1], t));
+        }
     }
 
     let report = ShapeReport {
@@ -812,10 +846,6 @@ pub fn run_shape(a: &Settings, device: &Device) -> Result<ShapeReport> {
     let plabels: Vec<String> =
         positions.iter().map(|p| format!("at ({:.1}, {:.1}) AND NOT square", p[0], p[1])).collect();
     rows_png(&not_x, k, FIGURE_COLS, &plabels, "position AND NOT square", &a.out.join("not_square.png"))?;
-    let or_labels: Vec<String> = OR_PAIRS
-        .iter()
-        .map(|(pa, pb)| format!("({:.1}, {:.1}) OR ({:.1}, {:.1})", pa[0], pa[1], pb[0], pb[1]))
-        .collect();
     let or_x = Tensor::cat(&or_images, 0)?;
     rows_png(&or_x, 2 * k, 2 * FIGURE_COLS, &or_labels, "position A OR position B", &a.out.join("or.png"))?;
     ebm_io::write_atomic(&a.out.join("compose_shapes_shape.json"), serde_json::to_string_pretty(&report)?.as_bytes())?;
@@ -855,7 +885,16 @@ impl ShapeReport {
         let or: Vec<String> = self
             .or
             .iter()
-            .map(|o| format!("{:?} {:.1}% / {:?} {:.1}%", o.a, 100.0 * o.at_a, o.b, 100.0 * o.at_b))
+            .map(|o| {
+                format!(
+                    "{:?} {:.1}% / {:?} {:.1}% at T = {:.3}",
+                    o.a,
+                    100.0 * o.at_a,
+                    o.b,
+                    100.0 * o.at_b,
+                    o.temperature
+                )
+            })
             .collect();
         format!(
             "all-factors design, shape part: held-out (shape, scale, position) triples all three right: three models \

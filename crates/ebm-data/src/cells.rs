@@ -11,7 +11,9 @@
 //! out at scale `scales[order_s[i mod n_scales]]`, with the scales shuffled by the same seed. Every position is held
 //! out at exactly one scale and every scale at `ceil` or `floor` of `n_positions / n_scales` positions, so (with at
 //! least two scales and at least as many positions as scales) every scale and every position keeps cells in
-//! training. The shuffles draw from forks 1 and 2 of `Rng::new(seed)`.
+//! training. The shuffles draw from forks 1 and 2 of `Rng::new(seed)`, the streams a [`crate::shapes::ShapesConfig`]
+//! of the same seed draws its train and test sprites from; the outcomes depend on different things, but a mask
+//! with a seed of its own keeps the two apart (kept as is: the trained models' masks depend on it).
 
 use crate::error::{DataError, Result};
 use crate::shapes::Sprite;

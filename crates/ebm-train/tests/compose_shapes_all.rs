@@ -95,6 +95,13 @@ fn all_factors_design_measures_held_out_and_seen_cells_and_refuses_mismatched_mo
         let v = r[key].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&v), "{key} = {v}");
     }
+    for part in ["held_out_ranks", "seen_ranks"] {
+        for key in ["composed", "size", "position"] {
+            let v = r[part][key].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&v), "{part}.{key} = {v}");
+        }
+    }
+    assert_eq!(r["held_out_ranks"]["composed"], r["held_out_energy_rank"]);
     // the probe reads the generator's own images of the held-out cells (all three shapes)
     assert!(r["held_out_truth"].as_f64().unwrap() >= 0.9, "probe on true images: {}", r["held_out_truth"]);
     // the figure: a row per held-out cell, 3 samples each (upscaled 3x: 96 px per row at least)

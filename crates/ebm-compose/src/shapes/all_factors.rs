@@ -159,8 +159,12 @@ pub struct PairsReport {
     /// Fraction of (held-out cell, shape) whose generator image has the lowest composed energy, under the cell's
     /// conditions, among the images (same shape) of every grid cell.
     pub held_out_energy_rank: f64,
+    /// Each model's own ranking on the held-out cells: the size model among the grid's scales at the cell's
+    /// position, the position model among the grid's positions at the cell's scale (chance: 1/5 and 1/9).
+    pub held_out_ranks: Ranks,
     /// The same over the seen cells.
     pub seen_energy_rank: f64,
+    pub seen_ranks: Ranks,
     /// Composed >= 60% and >= 2x each single model on held-out cells, with at least [`MIN_CELLS`] cells of at
     /// least [`MIN_SAMPLES`] chains.
     pub meets_bar: bool,
@@ -494,12 +498,24 @@ fn both_within(errs: &[(f64, f64)], tol: f64) -> f64 {
     score(errs, tol).both_within
 }
 
-/// The composed energy's ranking test: for each cell and shape, whether the generator's image of the cell has
-/// the lowest `E_size(x | scale) + E_pos(x | position)` among the images (same shape) of every grid cell.
-fn energy_rank(m: &Models, cells: &[Cell], device: &Device) -> Result<f64> {
+/// The ranking test, per (cell, shape): the fraction for which the generator's image of the cell has the lowest
+/// energy among candidate images of the same shape.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Ranks {
+    /// `E_size(x | scale) + E_pos(x | position)` over the images of every grid cell.
+    pub composed: f64,
+    /// `E_size(x | scale)` over the images of the grid's scales at the cell's position.
+    pub size: f64,
+    /// `E_pos(x | position)` over the images of the grid's positions at the cell's scale.
+    pub position: f64,
+}
+
+/// The ranking test of `cells` (see [`Ranks`]).
+fn energy_rank(m: &Models, cells: &[Cell], device: &Device) -> Result<Ranks> {
     let grid: Vec<Cell> = m.mask.cells().into_iter().chain(m.mask.seen_cells()).collect();
     let g = grid.len();
-    let mut wins = 0usize;
+    let (mut both, mut size, mut pos) = (0usize, 0usize, 0usize);
+    let argmin = |e: &[f32], among: &mut dyn Iterator<Item = usize>| among.min_by(|&i, &j| e[i].total_cmp(&e[j]));
     for &shape in &Shape::ALL {
         let candidates: Vec<Sprite> = grid.iter().map(|c| sprite(shape, c.scale, c.position)).collect();
         let x = render(&candidates, m.side, m.supersample, device)?;
@@ -507,12 +523,18 @@ fn energy_rank(m: &Models, cells: &[Cell], device: &Device) -> Result<f64> {
             let truth = grid.iter().position(|q| q == c).expect("a grid cell");
             let sc = Tensor::from_vec(vec![c.scale; g], (g, 1), device)?;
             let pc = conds(&[c.position.to_vec()], g, device)?;
-            let e = (m.size.1.energy(&x, Some(&sc))? + m.position.1.energy(&x, Some(&pc))?)?.to_vec1::<f32>()?;
-            let best = (0..g).min_by(|&i, &j| e[i].total_cmp(&e[j])).unwrap_or(0);
-            wins += (best == truth) as usize;
+            let es = m.size.1.energy(&x, Some(&sc))?.to_vec1::<f32>()?;
+            let ep = m.position.1.energy(&x, Some(&pc))?.to_vec1::<f32>()?;
+            let e: Vec<f32> = es.iter().zip(&ep).map(|(a, b)| a + b).collect();
+            both += (argmin(&e, &mut (0..g)) == Some(truth)) as usize;
+            let same_pos = &mut (0..g).filter(|&i| grid[i].position == c.position);
+            size += (argmin(&es, same_pos) == Some(truth)) as usize;
+            let same_scale = &mut (0..g).filter(|&i| grid[i].scale == c.scale);
+            pos += (argmin(&ep, same_scale) == Some(truth)) as usize;
         }
     }
-    Ok(wins as f64 / (cells.len() * Shape::ALL.len()).max(1) as f64)
+    let n = (cells.len() * Shape::ALL.len()).max(1) as f64;
+    Ok(Ranks { composed: both as f64 / n, size: size as f64 / n, position: pos as f64 / n })
 }
 
 fn cell_label(c: &Cell) -> String {
@@ -600,6 +622,7 @@ pub fn run_pairs(a: &Settings, device: &Device) -> Result<PairsReport> {
         }
     }));
     let (hc, hs, hp) = (both_within(&ech, tol), both_within(&esh, tol), both_within(&eph, tol));
+    let (held_ranks, seen_ranks) = (energy_rank(&m, &held, device)?, energy_rank(&m, &seen, device)?);
     let report = PairsReport {
         design: "all-factors",
         size_model: m.size.0.display().to_string(),
@@ -618,8 +641,10 @@ pub fn run_pairs(a: &Settings, device: &Device) -> Result<PairsReport> {
         seen_composed: both_within(&ecs, tol),
         seen_size_only: both_within(&ess, tol),
         seen_position_only: both_within(&eps, tol),
-        held_out_energy_rank: energy_rank(&m, &held, device)?,
-        seen_energy_rank: energy_rank(&m, &seen, device)?,
+        held_out_energy_rank: held_ranks.composed,
+        held_out_ranks: held_ranks,
+        seen_energy_rank: seen_ranks.composed,
+        seen_ranks,
         meets_bar: hc >= 0.6 && hc >= 2.0 * hs && hc >= 2.0 * hp && k >= MIN_SAMPLES && held.len() >= MIN_CELLS,
         seed: a.seed,
         cells,

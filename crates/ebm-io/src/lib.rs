@@ -3,6 +3,11 @@
 //! Every checkpoint of the project (model weights, optimizer state, replay buffer) goes through [`write_atomic`]:
 //! the bytes go to a temporary file in the same folder, are flushed to disk, and only then renamed over the
 //! target, so a crash or a full disk leaves the previous file intact.
+//!
+//! [`tf_bundle`] reads the other checkpoint format the project meets: TensorFlow's tensor bundles (the authors'
+//! released models), without TensorFlow.
+
+pub mod tf_bundle;
 
 use candle_core::{Device, Tensor};
 use std::collections::{BTreeMap, HashMap};

@@ -13,6 +13,7 @@
 pub mod arch;
 pub mod blocks;
 pub mod config;
+pub mod convert;
 pub mod convnet;
 pub mod layers;
 pub mod mlp;

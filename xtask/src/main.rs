@@ -1,6 +1,7 @@
 //! Project tasks: `cargo xtask <command>` (see `cargo xtask --help`).
 
 mod bench;
+mod convert;
 mod fetch;
 
 use clap::{Parser, Subcommand};
@@ -18,12 +19,15 @@ enum Cmd {
     Bench(bench::BenchArgs),
     /// Download (or take with --from) the datasets of data/manifest.toml into data/cache/<name>, verified.
     FetchData(fetch::FetchArgs),
+    /// Convert a TensorFlow checkpoint of the official code (the authors' released models) to a zoo model file.
+    ConvertCheckpoint(convert::ConvertArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let done = match Cli::parse().command {
         Cmd::Bench(a) => bench::run(a),
         Cmd::FetchData(a) => fetch::run(a),
+        Cmd::ConvertCheckpoint(a) => convert::run(a),
     };
     match done {
         Ok(()) => std::process::ExitCode::SUCCESS,

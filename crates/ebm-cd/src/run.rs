@@ -30,7 +30,12 @@ impl Run {
 
     /// [`Run::open`], with the run config taken from `config` instead when given (it must describe the same model),
     /// which it says.
+    ///
+    /// `path` may be a hub spec `hf://OWNER/REPO[@REVISION][/FILE]` ([`ebm_models::hub`]): the cached file is used,
+    /// or downloaded unless `HF_HUB_OFFLINE` is set.
     pub fn open_with(path: &Path, config: Option<&Path>, device: &Device) -> Result<Self> {
+        let resolved = ebm_models::hub::resolve_model_path(path).map_err(|e| CdError::Msg(e.to_string()))?;
+        let path = resolved.as_path();
         let file = if path.is_dir() { path.join("model.safetensors") } else { path.to_path_buf() };
         let bundle = ebm_io::Bundle::load(&file, device)?;
         let model = EnergyNet::from_bundle(&bundle, &file)?;

@@ -94,6 +94,12 @@ impl TfBundle {
     /// a `.data-*` file is taken as its prefix). Reads and checks the whole index; the data shards must exist and
     /// be long enough for every entry.
     pub fn open(prefix: &Path) -> Result<Self> {
+        if prefix.is_dir() {
+            return Err(TfError::Unsupported {
+                path: prefix.to_path_buf(),
+                reason: format!("is a folder, not a checkpoint prefix{}", hint_prefixes(prefix)),
+            });
+        }
         let prefix = strip_suffix(prefix);
         let index_path = with_suffix(&prefix, ".index");
         let bytes = std::fs::read(&index_path).map_err(|source| {
@@ -102,9 +108,8 @@ impl TfBundle {
                     path: index_path.clone(),
                     reason: format!(
                         "no such file: a TensorFlow checkpoint `{}` is the files `{0}.index` and \
-                         `{0}.data-00000-of-00001`{}",
+                         `{0}.data-00000-of-00001`",
                         prefix.display(),
-                        hint_prefixes(&prefix)
                     ),
                 }
             } else {
@@ -270,9 +275,11 @@ fn with_suffix(prefix: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// When `prefix` is a folder, the checkpoints in it (so the error can say which to pass).
+/// The checkpoints in the folder `prefix` (so the error can say which to pass).
 fn hint_prefixes(prefix: &Path) -> String {
     let Ok(dir) = std::fs::read_dir(prefix) else { return String::new() };
+    let folder = prefix.to_string_lossy();
+    let folder = folder.trim_end_matches('/');
     let mut found: Vec<String> = dir
         .filter_map(|e| e.ok())
         .filter_map(|e| e.file_name().to_string_lossy().strip_suffix(".index").map(str::to_owned))
@@ -281,7 +288,8 @@ fn hint_prefixes(prefix: &Path) -> String {
     if found.is_empty() {
         return "; the folder holds no `.index` file".into();
     }
-    format!("; this is a folder holding the checkpoints {} (pass one as `{}/NAME`)", found.join(", "), prefix.display())
+    let pass: Vec<String> = found.iter().map(|f| format!("`{folder}/{f}`")).collect();
+    format!("; pass one of its checkpoints: {}", pass.join(", "))
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -396,8 +404,14 @@ fn block<'a>(file: &'a [u8], handle: &[u8], what: &str) -> std::result::Result<&
     }
 }
 
+/// One block's entries: each key in full (prefix compression undone) and its value, borrowed from the block.
+type BlockEntries<'a> = Vec<(Vec<u8>, &'a [u8])>;
+
+/// A whole table's entries, owned.
+type TableEntries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// The `(key, value)` entries of one block, in order.
-fn block_entries(contents: &[u8]) -> std::result::Result<Vec<(Vec<u8>, &[u8])>, String> {
+fn block_entries(contents: &[u8]) -> std::result::Result<BlockEntries<'_>, String> {
     if contents.len() < 4 {
         return Err("a block shorter than its restart count".into());
     }
@@ -420,7 +434,7 @@ fn block_entries(contents: &[u8]) -> std::result::Result<Vec<(Vec<u8>, &[u8])>, 
 }
 
 /// Every `(key, value)` of the table, checking that keys are strictly increasing.
-fn read_table(file: &[u8]) -> std::result::Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+fn read_table(file: &[u8]) -> std::result::Result<TableEntries, String> {
     if file.len() < FOOTER_LEN {
         return Err(format!("truncated: {} bytes, shorter than the {FOOTER_LEN}-byte footer", file.len()));
     }

@@ -15,6 +15,7 @@ pub mod blocks;
 pub mod config;
 pub mod convert;
 pub mod convnet;
+pub mod hub;
 pub mod layers;
 pub mod mlp;
 pub mod net;

@@ -122,6 +122,12 @@ impl Subject {
             .unwrap_or_else(|| ebm_data::sources::cache_dir(&data));
         let out = match &target.out {
             Some(o) => o.clone(),
+            // a hub model: not beside the cached file (the cache is shared and content-addressed)
+            None if path.to_str().is_some_and(ebm_models::hub::HubSpec::is_hub) => {
+                let spec = path.to_string_lossy();
+                let name = spec.trim_start_matches(ebm_models::hub::SCHEME).replace(['/', '@'], "--");
+                PathBuf::from("runs/eval").join(name)
+            }
             None if path.is_dir() => path.join("eval"),
             None => {
                 let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();

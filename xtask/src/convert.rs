@@ -3,16 +3,21 @@
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use ebm_io::tf_bundle::TfBundle;
-use ebm_models::convert::{convert_tf, experiment, experiments};
+use ebm_models::convert::{convert_tf, convert_torch, experiment, experiments};
 use ebm_models::hub::{write_hub_folder, ModelCard};
 use ebm_models::{EnergyNet, ModelConfig};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Args)]
 pub struct ConvertArgs {
-    /// The checkpoint prefix, e.g. cachedir/cifar10_cond/model_74700 (the `.index`/`.data-*` files beside it).
+    /// The checkpoint: a TensorFlow prefix, e.g. cachedir/cifar10_cond/model_74700 (the `.index`/`.data-*` files
+    /// beside it), or a PyTorch state dict (`.pt`, `.pth`, `.bin`) of a port that keeps the official names.
     #[arg(long, required_unless_present = "list")]
     from: Option<PathBuf>,
+    /// For a PyTorch file: the key of the state dict inside the saved dict (default: the top level, else
+    /// `state_dict`, `model_state_dict` or `model`).
+    #[arg(long)]
+    key: Option<String>,
     /// A released experiment (see --list): picks the architecture and its settings.
     #[arg(long, conflicts_with = "arch")]
     experiment: Option<String>,
@@ -62,25 +67,45 @@ pub fn run(a: ConvertArgs) -> Result<()> {
     if !a.hub && out.extension().and_then(|e| e.to_str()) != Some("safetensors") {
         bail!("--out {}: a model file ends in .safetensors (or pass --hub to write a folder)", out.display());
     }
-    let ckpt = TfBundle::open(&from)?;
+    let torch = is_torch_file(&from);
+    if torch && a.with_optimizer {
+        bail!("--with-optimizer: a PyTorch optimizer state is keyed by parameter position, not name; only TensorFlow checkpoints carry their Adam slots over");
+    }
+    if torch && a.scope.is_some() {
+        bail!("--scope picks a model in a TensorFlow checkpoint; a PyTorch state dict holds one (its prefix is found)");
+    }
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     }
-    eprintln!(
-        "{}: {} variables; converting to a `{}` model",
-        ckpt.prefix().display(),
-        ckpt.variables().len(),
-        config.arch_name()
-    );
-    let conv = convert_tf(&ckpt, &config, a.scope.as_deref(), a.with_optimizer)?;
-    let net = EnergyNet::from_bundle(&conv.model, ckpt.prefix())?;
-    let source = format!(
-        "TensorFlow checkpoint `{}`{} of the official IGEBM code (Du & Mordatch 2019, openai/ebm_code_release), \
-         scope `{}`",
-        file_name(ckpt.prefix()),
-        a.experiment.as_ref().map(|e| format!(" (experiment `{e}`)")).unwrap_or_default(),
-        conv.scope
-    );
+    let (conv, source) = if torch {
+        let tensors = read_torch(&from, a.key.as_deref())?;
+        eprintln!("{}: {} tensors; converting to a `{}` model", from.display(), tensors.len(), config.arch_name());
+        let conv = convert_torch(tensors, &config, &from.display().to_string())?;
+        let source = format!(
+            "PyTorch state dict `{}` of a port of the official IGEBM networks (Du & Mordatch 2019){}",
+            file_name(&from),
+            if conv.scope.is_empty() { String::new() } else { format!(", prefix `{}`", conv.scope) }
+        );
+        (conv, source)
+    } else {
+        let ckpt = TfBundle::open(&from)?;
+        eprintln!(
+            "{}: {} variables; converting to a `{}` model",
+            ckpt.prefix().display(),
+            ckpt.variables().len(),
+            config.arch_name()
+        );
+        let conv = convert_tf(&ckpt, &config, a.scope.as_deref(), a.with_optimizer)?;
+        let source = format!(
+            "TensorFlow checkpoint `{}`{} of the official IGEBM code (Du & Mordatch 2019, openai/ebm_code_release), \
+             scope `{}`",
+            file_name(ckpt.prefix()),
+            a.experiment.as_ref().map(|e| format!(" (experiment `{e}`)")).unwrap_or_default(),
+            conv.scope
+        );
+        (conv, source)
+    };
+    let net = EnergyNet::from_bundle(&conv.model, &from)?;
     let meta = [("ebm.source", source.clone())];
     eprintln!(
         "  {} tensors kept, {} official-but-unused variables checked and left out, {} optimizer variables {}",
@@ -180,4 +205,43 @@ fn model_config(a: &ConvertArgs) -> Result<ModelConfig> {
         bail!("`{}` is one of this project's own networks; the official code has no checkpoints of it", arch);
     }
     Ok(config)
+}
+
+/// A PyTorch file, by its extension (TensorFlow checkpoints are named by a prefix without one of these).
+fn is_torch_file(p: &Path) -> bool {
+    matches!(p.extension().and_then(|e| e.to_str()), Some("pt" | "pth" | "bin" | "ckpt"))
+}
+
+/// The tensors of a PyTorch state dict. The pickle is vetted first (size, memo copies) and then read by candle's
+/// unpickler, which rebuilds tensors from their storages without running any code from the file.
+fn read_torch(path: &Path, key: Option<&str>) -> Result<Vec<(String, candle_core::Tensor)>> {
+    let shown = path.display();
+    if !path.is_file() {
+        bail!("{shown}: no such file");
+    }
+    ebm_data::pickle::vet_torch_file(path)?;
+    let read = |k: Option<&str>| {
+        candle_core::pickle::read_all_with_key(path, k)
+            .with_context(|| format!("{shown}: not a PyTorch state dict that candle can read"))
+    };
+    if let Some(k) = key {
+        let t = read(Some(k))?;
+        if t.is_empty() {
+            bail!("{shown}: no tensors under the key `{k}`");
+        }
+        return Ok(t);
+    }
+    let top = read(None)?;
+    if !top.is_empty() {
+        return Ok(top);
+    }
+    for k in ["state_dict", "model_state_dict", "model"] {
+        if let Ok(t) = candle_core::pickle::read_all_with_key(path, Some(k)) {
+            if !t.is_empty() {
+                eprintln!("{shown}: the state dict under `{k}`");
+                return Ok(t);
+            }
+        }
+    }
+    bail!("{shown}: no tensors at the top level or under `state_dict`, `model_state_dict`, `model`; pass --key")
 }

@@ -328,3 +328,114 @@ pub fn load_tf(
     let net = EnergyNet::from_bundle(&converted.model, ckpt.prefix())?;
     Ok((net, converted))
 }
+
+/// Converts a PyTorch state dict (already read, e.g. by `candle_core::pickle`) of a port of the official networks
+/// to the zoo model `config`. `origin` names the file in errors.
+///
+/// Supported are ports that keep the official variable names, as keys written either way: `c1_pre/cweight` (the
+/// TensorFlow name) or `c1_pre.cweight` (a module path), optionally under one common prefix (`module.` of
+/// `DataParallel`, `model.`, `context_0/`), with PyTorch layouts: conv kernels `[cout, cin, k, k]`, dense
+/// `[out, in]` and a flatten in NCHW order, which are ours, so nothing is permuted. A power-iteration vector may be
+/// stored as `[n]` (as `torch.nn.utils.spectral_norm` keeps `weight_u`) or `[1, n]`. Variables the official code
+/// creates without using may be present or absent; any other key is refused with its name, and so is a tensor in
+/// TensorFlow layout.
+pub fn convert_torch(
+    tensors: Vec<(String, Tensor)>,
+    config: &ModelConfig,
+    origin: &str,
+) -> Result<Converted, ModelError> {
+    let err = |reason: String| ModelError::Checkpoint { path: origin.to_string(), reason };
+    let plan = EnergyNet::plan(config).map_err(|e| err(format!("model config: {e}")))?;
+    let arch = describe(config);
+    if tensors.is_empty() {
+        return Err(err("the state dict holds no tensors".into()));
+    }
+    // the common prefix: what precedes the stem conv's kernel, in either spelling
+    let anchor = plan.keys().next().expect("every model has parameters").clone();
+    let dotted = |s: &str| s.replace('/', ".");
+    let prefix = tensors
+        .iter()
+        .find_map(|(k, _)| {
+            let p = k.strip_suffix(anchor.as_str()).or_else(|| k.strip_suffix(dotted(&anchor).as_str()))?;
+            (p.is_empty() || p.ends_with(['.', '/'])).then(|| p.to_string())
+        })
+        .ok_or_else(|| {
+            err(format!(
+                "no tensor named `{anchor}` or `{}` (with any prefix): not a port of the official {arch} that keeps \
+                 the official names (keys here start with {})",
+                dotted(&anchor),
+                join(tensors.iter().take(3).map(|(k, _)| k))
+            ))
+        })?;
+    let mut by_name = std::collections::BTreeMap::new();
+    for (key, t) in tensors {
+        let local = key.strip_prefix(&prefix).ok_or_else(|| {
+            err(format!("tensor `{key}` is outside the model's prefix `{prefix}` (one model per state dict)"))
+        })?;
+        // official names hold no dots: a dotted key is a module path
+        let name = local.replace('.', "/");
+        if by_name.insert(name.clone(), (key.clone(), t)).is_some() {
+            return Err(err(format!("tensor `{key}` appears twice (as `{name}` in both spellings)")));
+        }
+    }
+
+    let mut model = Bundle::new();
+    let mut used_scopes = BTreeSet::new();
+    for (name, (shape, _)) in &plan {
+        let (key, t) = by_name.remove(name).ok_or_else(|| {
+            err(format!(
+                "missing tensor `{prefix}{name}` (or `{prefix}{}`) that a {arch} needs; is this the right --arch?",
+                dotted(name)
+            ))
+        })?;
+        let t = torch_one(&key, t, name, shape, &arch).map_err(&err)?;
+        model.insert(name.clone(), t);
+        if let Some((s, _)) = name.rsplit_once('/') {
+            used_scopes.insert(s.to_string());
+        }
+    }
+    let mut unused = Vec::new();
+    for (name, (key, _)) in by_name {
+        let owner = name.rsplit_once('/').map(|(s, _)| s).unwrap_or("");
+        if !(used_scopes.contains(owner) || unused_scope_allowed(owner)) {
+            return Err(err(format!("unexpected tensor `{key}` for a {arch}")));
+        }
+        unused.push(key);
+    }
+    model.set_meta(FORMAT_KEY, FORMAT);
+    model.set_meta(CONFIG_KEY, serde_json::to_string(config).expect("configs serialise"));
+    let scope = prefix.trim_end_matches(['.', '/']).to_string();
+    Ok(Converted { model, optimizer: None, scope, unused, dropped_slots: 0 })
+}
+
+/// One state-dict tensor in our layout: float, finite, of the planned shape (a `[n]` power-iteration vector
+/// becomes `[1, n]`).
+fn torch_one(key: &str, t: Tensor, name: &str, want: &[usize], arch: &str) -> Result<Tensor, String> {
+    let shape = t.dims().to_vec();
+    if !t.dtype().is_float() {
+        return Err(format!("tensor `{key}` holds {:?}, not floats", t.dtype()));
+    }
+    let t = if name.ends_with("_u") && shape.len() == 1 && want.len() == 2 && want[0] == 1 && shape[0] == want[1] {
+        t.reshape(want).map_err(|e| e.to_string())?
+    } else if shape != want {
+        let tf: Vec<usize> = match want.len() {
+            4 => vec![want[2], want[3], want[1], want[0]],
+            2 if name.ends_with("wweight") => vec![want[1], want[0]],
+            _ => want.to_vec(),
+        };
+        let hint = if shape == tf && tf != want {
+            " (that is TensorFlow's layout: convert the TensorFlow checkpoint itself, or transpose before saving)"
+        } else {
+            ""
+        };
+        return Err(format!("tensor `{key}` has shape {shape:?}; a {arch} needs {want:?}{hint}"));
+    } else {
+        t
+    };
+    let t = t.to_dtype(candle_core::DType::F32).and_then(|t| t.contiguous()).map_err(|e| e.to_string())?;
+    let values = t.flatten_all().and_then(|f| f.to_vec1::<f32>()).map_err(|e| e.to_string())?;
+    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        return Err(format!("tensor `{key}` holds a non-finite value ({}) at element {i}", values[i]));
+    }
+    Ok(t)
+}

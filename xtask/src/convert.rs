@@ -95,6 +95,7 @@ pub fn run(a: ConvertArgs) -> Result<()> {
             ckpt.variables().len(),
             config.arch_name()
         );
+        ckpt.verify()?; // every checksum, the variables left out included
         let conv = convert_tf(&ckpt, &config, a.scope.as_deref(), a.with_optimizer)?;
         let source = format!(
             "TensorFlow checkpoint `{}`{} of the official IGEBM code (Du & Mordatch 2019, openai/ebm_code_release), \

@@ -212,9 +212,32 @@ impl TfBundle {
         Ok(())
     }
 
+    /// Checks the stored CRC32C of every variable, the ones a conversion leaves out included: a damaged file is
+    /// reported as such even where the damage would not reach the model.
+    pub fn verify(&self) -> Result<()> {
+        for name in self.variables.keys() {
+            self.read_bytes(name)?;
+        }
+        Ok(())
+    }
+
     /// The values of a float variable (F32, or F64 narrowed), in TensorFlow's row-major order, after checking the
     /// stored CRC32C of its bytes.
     pub fn read_f32(&self, name: &str) -> Result<Vec<f32>> {
+        let (v, path, bytes) = self.read_bytes(name)?;
+        match v.dtype {
+            TfDType::F32 => Ok(bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()),
+            TfDType::F64 => {
+                Ok(bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32).collect())
+            }
+            other => {
+                Err(TfError::Unsupported { path, reason: format!("variable `{name}` holds {other:?}, not floats") })
+            }
+        }
+    }
+
+    /// A variable's entry, its shard's path and its bytes, checksum checked.
+    fn read_bytes(&self, name: &str) -> Result<(&TfVariable, PathBuf, Vec<u8>)> {
         let v = self.variables.get(name).ok_or_else(|| TfError::Unsupported {
             path: with_suffix(&self.prefix, ".index"),
             reason: format!("no variable `{name}`"),
@@ -243,15 +266,7 @@ impl TfBundle {
                 });
             }
         }
-        match v.dtype {
-            TfDType::F32 => Ok(bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()),
-            TfDType::F64 => {
-                Ok(bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32).collect())
-            }
-            other => {
-                Err(TfError::Unsupported { path, reason: format!("variable `{name}` holds {other:?}, not floats") })
-            }
-        }
+        Ok((v, path, bytes))
     }
 }
 

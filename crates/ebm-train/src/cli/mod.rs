@@ -51,6 +51,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         None => train::run(train::TrainArgs::default_run(), &device),
         Some(Command::Train(a)) => train::run(a, &device),
+        Some(Command::Presets { show: Some(name) }) if ebm_traj::experiment::preset(&name).is_some() => {
+            print!("{}", ebm_traj::experiment::preset_text(&name).unwrap_or_default());
+            Ok(())
+        }
         Some(Command::Presets { show: Some(name) }) => {
             print!("{}", ebm_cd::presets::text(&name)?);
             Ok(())
@@ -58,6 +62,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Presets { show: None }) => {
             for n in ebm_cd::presets::names() {
                 let c = ebm_cd::presets::load(&n)?;
+                println!("{n:20} {}", c.description);
+            }
+            for n in ebm_traj::experiment::preset_names() {
+                let c = ebm_traj::experiment::preset(n).expect("a listed preset")?;
                 println!("{n:20} {}", c.description);
             }
             Ok(())

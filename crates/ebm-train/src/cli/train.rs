@@ -78,7 +78,61 @@ impl TrainArgs {
 }
 
 pub fn run(a: TrainArgs, device: &Device) -> anyhow::Result<()> {
+    if let Some(cfg) = trajectory_config(&a)? {
+        return trajectories(a, cfg);
+    }
     let outcome = ebm_cd::run::train(a.start()?, device)?;
     println!("{outcome}");
+    Ok(())
+}
+
+/// The trajectory experiment's config when the preset or file is one (a `[data.scene]` table marks the file).
+fn trajectory_config(a: &TrainArgs) -> anyhow::Result<Option<ebm_traj::experiment::TrajConfig>> {
+    if let Some(p) = &a.preset {
+        return Ok(ebm_traj::experiment::preset(p).transpose()?);
+    }
+    if let Some(path) = &a.config {
+        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let value: toml::Table = match text.parse() {
+            Ok(v) => v,
+            Err(_) => return Ok(None), // the run config's parser gives the error
+        };
+        let is_traj = value.get("data").and_then(|d| d.get("scene")).is_some();
+        if is_traj {
+            return Ok(Some(ebm_traj::experiment::TrajConfig::from_toml(&text, &path.display().to_string())?));
+        }
+    }
+    Ok(None)
+}
+
+/// The trajectory experiment in one go: data, the three models, futures and their measures.
+fn trajectories(a: TrainArgs, mut cfg: ebm_traj::experiment::TrajConfig) -> anyhow::Result<()> {
+    if a.resume.is_some() {
+        anyhow::bail!("a trajectory experiment runs in one go (data, models, evaluation); it has no --resume");
+    }
+    if let Some(n) = a.iterations {
+        cfg.ebm.iterations = n;
+        cfg.baselines.iterations = n;
+    }
+    if let Some(s) = a.seed {
+        cfg.seed = s;
+        cfg.data.seed = s;
+    }
+    let existing = if a.force { Existing::MoveAside } else { Existing::Refuse };
+    let out = ebm_traj::experiment::Output { runs_dir: a.runs_dir, out: a.out, existing };
+    let (dir, report) = ebm_traj::experiment::run(&cfg, &out)?;
+    let f = &report.figures;
+    let get = |k: &str| f.get(k).copied().unwrap_or(f64::NAN);
+    println!("{}: trajectories.json, trajectories.png, models.safetensors, data.safetensors", dir.display());
+    println!("{:8} {:>10} {:>10} {:>12} {:>10}", "source", "div t40", "div t80", "nearest real", "violations");
+    for s in ["real", "ebm", "gauss", "fc"] {
+        println!(
+            "{s:8} {:10.4} {:10.4} {:12.4} {:10.4}",
+            get(&format!("diversity_{s}_t40")),
+            get(&format!("diversity_{s}_t80")),
+            get(&format!("nearest_real_{s}")),
+            get(&format!("violations_{s}"))
+        );
+    }
     Ok(())
 }

@@ -1,0 +1,245 @@
+//! The whole experiment from one config: generate the data, train the transition energy and both predictors,
+//! generate futures from held-out starts, judge and measure them against the simulator's own, and write
+//! `trajectories.json`, the figure and the models into a run folder.
+
+use crate::futures::{diversity, energy_futures, nearest_real, predictor_futures, real_futures, Futures};
+use crate::generate::{generate, GenConfig, Trajectories};
+use crate::judge::{Judge, ViolationRates};
+use crate::nets::{NetConfig, Normaliser};
+use crate::scene::State;
+use crate::train::{build, predictor_loss, train_energy, train_predictor, EbmConfig, PredictorConfig, TrainSet};
+use crate::{Result, TrajError};
+use ebm_cd::progress::Progress;
+use ebm_cd::run_dir::{Existing, RunDir};
+use ebm_io::Bundle;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// How the futures are measured.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalConfig {
+    /// Held-out start states (the first states of test trajectories).
+    pub starts: usize,
+    /// Futures per start, for every source.
+    pub futures: usize,
+    /// Steps per future (the issue: 80).
+    pub horizon: usize,
+}
+
+/// A trajectory experiment's config (a preset or a TOML file).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrajConfig {
+    pub name: String,
+    pub description: String,
+    pub seed: u64,
+    pub data: GenConfig,
+    pub model: NetConfig,
+    pub ebm: EbmConfig,
+    pub baselines: PredictorConfig,
+    pub eval: EvalConfig,
+}
+
+impl TrajConfig {
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
+        let cfg: Self = toml::from_str(text).map_err(|e| TrajError::Config(format!("{origin}: {e}")))?;
+        cfg.validate().map_err(|e| TrajError::Config(format!("{origin}: {e}")))?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        self.data.validate()?;
+        self.model.validate()?;
+        self.ebm.validate()?;
+        self.baselines.validate()?;
+        let e = &self.eval;
+        if e.starts == 0 || e.starts > self.data.test_count() {
+            return Err(format!(
+                "eval.starts must be in 1..={} (the held-out trajectories), got {}",
+                self.data.test_count(),
+                e.starts
+            ));
+        }
+        if e.futures < 2 || e.futures > 1024 || e.horizon == 0 || e.horizon > 10_000 {
+            return Err(format!("eval: futures must be in 2..=1024 and horizon in 1..=10000, got {e:?}"));
+        }
+        Ok(())
+    }
+}
+
+/// The built-in trajectory presets, by name.
+const PRESETS: [(&str, &str); 2] = [
+    ("traj-push-cpu", include_str!("../presets/traj-push-cpu.toml")),
+    ("traj-push", include_str!("../presets/traj-push.toml")),
+];
+
+/// Names of the trajectory presets.
+pub fn preset_names() -> Vec<&'static str> {
+    PRESETS.iter().map(|(n, _)| *n).collect()
+}
+
+/// The parsed preset `name`, or `None` if there is no trajectory preset of that name.
+pub fn preset(name: &str) -> Option<Result<TrajConfig>> {
+    PRESETS.iter().find(|(n, _)| *n == name).map(|(n, t)| TrajConfig::from_toml(t, &format!("preset {n}")))
+}
+
+/// The TOML text of trajectory preset `name`.
+pub fn preset_text(name: &str) -> Option<&'static str> {
+    PRESETS.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+}
+
+/// Where a run goes and what to do with a folder that already holds one.
+pub struct Output {
+    pub runs_dir: PathBuf,
+    pub out: Option<PathBuf>,
+    pub existing: Existing,
+}
+
+/// The measured figures (the keys of `trajectories.json`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub figures: BTreeMap<String, f64>,
+    pub violations: BTreeMap<String, ViolationRates>,
+    pub seconds: BTreeMap<String, f64>,
+}
+
+/// Runs the experiment into a new run folder; returns the folder and the report.
+pub fn run(cfg: &TrajConfig, output: &Output) -> Result<(PathBuf, Report)> {
+    cfg.validate().map_err(TrajError::Config)?;
+    let mut dir = RunDir::create(&output.runs_dir, &cfg.name, output.out.as_deref(), output.existing)?;
+    dir.write_text("config.toml", &toml::to_string(cfg).expect("a config serialises"))?;
+    let report = run_in(cfg, &mut dir)?;
+    Ok((dir.path.clone(), report))
+}
+
+fn run_in(cfg: &TrajConfig, dir: &mut RunDir) -> Result<Report> {
+    let mut seconds = BTreeMap::new();
+    let t0 = Instant::now();
+    let data = generate(&cfg.data)?;
+    data.save(&dir.file("data.safetensors"))?;
+    seconds.insert("generate".to_string(), t0.elapsed().as_secs_f64());
+    tracing::info!("{} trajectories of {} states in {:.1} s", data.len(), cfg.data.length, seconds["generate"]);
+
+    let (train_range, test_range) = data.split();
+    let (s, s1) = data.transitions(train_range);
+    let norm = Normaliser::fit(&s, &s1);
+    let train = TrainSet::new(&norm, &s, &s1)?;
+    let (ts, ts1) = data.transitions(test_range.clone());
+    let test = TrainSet::new(&norm, &ts, &ts1)?;
+    let (energy, fc, gauss) = build(cfg.model, cfg.seed)?;
+
+    let t = Instant::now();
+    let mut bar = Progress::new(cfg.ebm.iterations, 0, "ebm");
+    let mut logged: Vec<serde_json::Value> = Vec::new();
+    train_energy(&energy, &train, &cfg.ebm, cfg.seed, &mut |st| {
+        if st.iteration % 50 == 0 || st.iteration == cfg.ebm.iterations {
+            bar.tick(st.iteration, &format!("E+ {:.3} E- {:.3}", st.e_pos, st.e_neg));
+            logged.push(serde_json::json!({"model": "ebm", "iteration": st.iteration, "e_pos": st.e_pos,
+                "e_neg": st.e_neg, "loss": st.loss}));
+        }
+    })?;
+    bar.finish(t.elapsed().as_secs_f64());
+    seconds.insert("train_ebm".into(), t.elapsed().as_secs_f64());
+    for (p, name) in [(&fc, "fc"), (&gauss, "gauss")] {
+        let t = Instant::now();
+        let mut bar = Progress::new(cfg.baselines.iterations, 0, name);
+        train_predictor(p, &train, &cfg.baselines, cfg.seed, &mut |it, loss| {
+            if it % 100 == 0 || it == cfg.baselines.iterations {
+                bar.tick(it, &format!("loss {loss:.4}"));
+                logged.push(serde_json::json!({"model": name, "iteration": it, "loss": loss}));
+            }
+        })?;
+        bar.finish(t.elapsed().as_secs_f64());
+        seconds.insert(format!("train_{name}"), t.elapsed().as_secs_f64());
+    }
+    for v in &logged {
+        dir.log(v)?;
+    }
+    save_models(cfg, &norm, &energy, &fc, &gauss, &dir.file("models.safetensors"))?;
+
+    let t = Instant::now();
+    let e = &cfg.eval;
+    let starts: Vec<State> = test_range.clone().take(e.starts).map(|i| State::from_slice(data.state(i, 0))).collect();
+    let real = real_futures(&cfg.data, &starts, e.futures, e.horizon, cfg.seed ^ 0x5eed);
+    let ebm = energy_futures(&energy, &norm, &cfg.ebm.sampler(), &starts, e.futures, e.horizon, cfg.seed)?;
+    let fcf = predictor_futures(&fc, &norm, &starts, e.futures, e.horizon, cfg.seed)?;
+    let gsf = predictor_futures(&gauss, &norm, &starts, e.futures, e.horizon, cfg.seed)?;
+    seconds.insert("futures".into(), t.elapsed().as_secs_f64());
+
+    let report = measure(cfg, &data, &[("ebm", &ebm), ("fc", &fcf), ("gauss", &gsf), ("real", &real)], seconds, {
+        let mut m = BTreeMap::new();
+        m.insert("test_mse_fc".to_string(), predictor_loss(&fc, &test)? as f64);
+        m.insert("test_nll_gauss".to_string(), predictor_loss(&gauss, &test)? as f64);
+        m
+    })?;
+    let json = serde_json::to_string_pretty(&report_json(&report)).expect("figures serialise");
+    dir.write_text("trajectories.json", &format!("{json}\n"))?;
+    let rows = [("simulator", &real), ("EBM", &ebm), ("Gaussian", &gsf), ("FC", &fcf)];
+    let fig = crate::figure::futures_figure(&cfg.data.scene, &rows, 0, e.futures.min(5));
+    fig.save_png(dir.file("trajectories.png")).map_err(|e| TrajError::Config(e.to_string()))?;
+    Ok(report)
+}
+
+/// The figures of `trajectories.json` from the four sources' futures.
+fn measure(
+    cfg: &TrajConfig,
+    data: &Trajectories,
+    sources: &[(&str, &Futures)],
+    seconds: BTreeMap<String, f64>,
+    mut figures: BTreeMap<String, f64>,
+) -> Result<Report> {
+    let judge = Judge::new(cfg.data.scene);
+    let real = sources.iter().find(|(n, _)| *n == "real").expect("the real futures").1;
+    let mut violations = BTreeMap::new();
+    let h = cfg.eval.horizon;
+    let marks: Vec<usize> = [20, 40, 60, 80].into_iter().filter(|&t| t <= h).chain([h]).collect();
+    for (name, f) in sources {
+        for &t in &marks {
+            figures.insert(format!("diversity_{name}_t{t}"), diversity(f, t));
+        }
+        let r = judge.rates(&f.generated());
+        figures.insert(format!("violations_{name}"), r.any);
+        violations.insert(name.to_string(), r);
+        figures.insert(format!("nearest_real_{name}"), nearest_real(f, real, *name == "real"));
+    }
+    let all = judge.rates(&data.states);
+    figures.insert("violations_data".into(), all.any);
+    violations.insert("data".into(), all);
+    Ok(Report { figures, violations, seconds })
+}
+
+fn report_json(r: &Report) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    for (k, v) in &r.figures {
+        m.insert(k.clone(), serde_json::json!(v));
+    }
+    m.insert("violations_detail".into(), serde_json::to_value(&r.violations).expect("serialises"));
+    m.insert("seconds".into(), serde_json::to_value(&r.seconds).expect("serialises"));
+    serde_json::Value::Object(m)
+}
+
+fn save_models(
+    cfg: &TrajConfig,
+    norm: &Normaliser,
+    energy: &crate::nets::TransitionEnergy,
+    fc: &crate::nets::Predictor,
+    gauss: &crate::nets::Predictor,
+    path: &Path,
+) -> Result<()> {
+    let mut b = Bundle::new();
+    energy.net.to_bundle(&mut b, "energy/");
+    fc.net.to_bundle(&mut b, "fc/");
+    gauss.net.to_bundle(&mut b, "gauss/");
+    for (p, t) in &b.tensors {
+        if !t.flatten_all()?.to_vec1::<f32>()?.iter().all(|x| x.is_finite()) {
+            return Err(TrajError::Config(format!("not writing {}: `{p}` is not finite", path.display())));
+        }
+    }
+    b.set_meta("ebm.traj_config", toml::to_string(cfg).expect("serialises"));
+    b.set_meta("ebm.traj_normaliser", serde_json::to_string(norm).expect("serialises"));
+    b.save(path)?;
+    Ok(())
+}

@@ -1,0 +1,217 @@
+//! Training: the transition energy by contrastive divergence (Langevin on the next state, the state fixed, chains
+//! kept in a replay buffer with their states), and the feed-forward predictors by their likelihoods.
+
+use crate::nets::{NetConfig, Normaliser, Predictor, TransitionEnergy};
+use crate::scene::STATE_DIM;
+use candle_core::{Device, Result, Tensor};
+use ebm_cd::optim::{Adam, AdamConfig};
+use ebm_kernels::Rng;
+use ebm_replay::{Codec, Policy, ReplayBuffer};
+use ebm_sampler::{Clip, Langevin, NoiseOrder};
+use serde::{Deserialize, Serialize};
+
+/// Contrastive-divergence settings of the transition energy.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EbmConfig {
+    pub iterations: u64,
+    pub batch: usize,
+    pub lr: f64,
+    /// Langevin steps per negative (training) and per generated state (rollouts).
+    pub langevin_steps: usize,
+    pub step_size: f32,
+    pub noise_std: f32,
+    /// Weight of the energies' squared magnitude in the loss (the IGEBM's L2 term).
+    pub l2: f64,
+    /// Share of chains started afresh from N(0, 1) at the positives' states; the rest continue from the buffer.
+    pub reinit_prob: f64,
+    pub replay_capacity: usize,
+}
+
+impl EbmConfig {
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let ok = self.batch > 0
+            && self.batch <= 1 << 16
+            && self.langevin_steps > 0
+            && self.langevin_steps <= 10_000
+            && self.lr.is_finite()
+            && self.lr > 0.0
+            && self.step_size.is_finite()
+            && self.step_size > 0.0
+            && self.noise_std.is_finite()
+            && self.noise_std >= 0.0
+            && self.l2.is_finite()
+            && self.l2 >= 0.0
+            && (0.0..=1.0).contains(&self.reinit_prob)
+            && self.replay_capacity > 0
+            && self.replay_capacity <= 1 << 24;
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("ebm: a setting is out of range: {self:?}"))
+        }
+    }
+
+    /// The sampler of negatives and of rollouts.
+    pub fn sampler(&self) -> Langevin {
+        Langevin {
+            steps: self.langevin_steps,
+            step_size: self.step_size,
+            noise_std: self.noise_std,
+            clip: Clip::None,
+            clamp: Some((-10.0, 10.0)),
+            temperature: 1.0,
+            order: NoiseOrder::Textbook,
+            early_stop: None,
+            record: Default::default(),
+        }
+    }
+}
+
+/// Settings of the feed-forward predictors.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PredictorConfig {
+    pub iterations: u64,
+    pub batch: usize,
+    pub lr: f64,
+}
+
+impl PredictorConfig {
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.batch == 0 || self.batch > 1 << 16 || !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(format!("baselines: a setting is out of range: {self:?}"));
+        }
+        Ok(())
+    }
+}
+
+/// Normalised training transitions: states `c` and changes `z`, `[M, STATE_DIM]` each.
+pub struct TrainSet {
+    pub c: Tensor,
+    pub z: Tensor,
+}
+
+impl TrainSet {
+    pub fn new(norm: &Normaliser, s: &[f32], s1: &[f32]) -> Result<Self> {
+        let m = s.len() / STATE_DIM;
+        let st = Tensor::from_slice(s, (m, STATE_DIM), &Device::Cpu)?;
+        let st1 = Tensor::from_slice(s1, (m, STATE_DIM), &Device::Cpu)?;
+        Ok(Self { c: norm.states(&st)?, z: norm.deltas(&(st1 - &st)?)? })
+    }
+
+    pub fn len(&self) -> usize {
+        self.c.dims()[0]
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A batch of `n` transitions drawn with replacement.
+    pub fn batch(&self, n: usize, rng: &mut Rng) -> Result<(Tensor, Tensor)> {
+        let idx: Vec<u32> = (0..n).map(|_| rng.below(self.len() as u64) as u32).collect();
+        let idx = Tensor::from_vec(idx, n, &Device::Cpu)?;
+        Ok((self.c.index_select(&idx, 0)?, self.z.index_select(&idx, 0)?))
+    }
+}
+
+/// One iteration's figures, for the metrics log.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct EbmStats {
+    pub iteration: u64,
+    pub e_pos: f32,
+    pub e_neg: f32,
+    pub loss: f32,
+}
+
+/// Trains `energy` by contrastive divergence; `log` sees every iteration's figures.
+pub fn train_energy(
+    energy: &TransitionEnergy,
+    data: &TrainSet,
+    cfg: &EbmConfig,
+    seed: u64,
+    log: &mut dyn FnMut(EbmStats),
+) -> crate::Result<()> {
+    let mut rng = Rng::with_named_stream(seed, 0, "traj-ebm");
+    let adam = AdamConfig { lr: cfg.lr, ..Default::default() };
+    let mut opt = Adam::new(energy.net.params(), adam)?;
+    let mut replay: ReplayBuffer<f32> =
+        ReplayBuffer::new(cfg.replay_capacity, &[STATE_DIM], STATE_DIM, Codec::Uniform256, Policy::Fifo);
+    let sampler = cfg.sampler();
+    let b = cfg.batch;
+    for it in 0..cfg.iterations {
+        let (c_pos, z_pos) = data.batch(b, &mut rng)?;
+        // fresh chains at the positives' own states; the others continue a stored chain under its own state
+        let fresh = (0..b).filter(|_| replay.is_empty() || rng.uniform_f64() < cfg.reinit_prob).count();
+        let noise: Vec<f32> = (0..fresh * STATE_DIM).map(|_| rng.normal()).collect();
+        let mut z0 = vec![Tensor::from_vec(noise, (fresh, STATE_DIM), &Device::Cpu)?];
+        let mut c0 = vec![c_pos.narrow(0, 0, fresh)?];
+        if fresh < b {
+            let idx = replay.sample_indices(b - fresh, &mut rng);
+            let (z, c) = replay.get(&idx, &mut rng, &Device::Cpu)?;
+            z0.push(z);
+            c0.push(c.expect("the buffer keeps each chain's state"));
+        }
+        let (z0, c_neg) = (Tensor::cat(&z0, 0)?, Tensor::cat(&c0, 0)?);
+        let z_neg = sampler.run(energy, &z0, Some(&c_neg), None, seed ^ (it + 1).wrapping_mul(0x9e37_79b9))?.x;
+        let e_pos = ebm_sampler::Energy::energy(energy, &z_pos, Some(&c_pos))?;
+        let e_neg = ebm_sampler::Energy::energy(energy, &z_neg.detach(), Some(&c_neg))?;
+        let loss = ebm_cd::cd::cd_loss(&e_pos, &e_neg, 1.0, cfg.l2)?;
+        let lv = loss.to_scalar::<f32>()?;
+        if !lv.is_finite() {
+            return Err(crate::TrajError::Config(format!(
+                "the transition energy diverged at iteration {it} (loss {lv}); lower ebm.lr or ebm.step_size"
+            )));
+        }
+        ebm_cd::cd::step(&loss, &mut [&mut opt])?;
+        replay.push(&z_neg, Some(&c_neg), &mut rng)?;
+        log(EbmStats {
+            iteration: it + 1,
+            e_pos: e_pos.mean_all()?.to_scalar()?,
+            e_neg: e_neg.mean_all()?.to_scalar()?,
+            loss: lv,
+        });
+    }
+    Ok(())
+}
+
+/// Trains a feed-forward predictor; `log` sees `(iteration, loss)`.
+pub fn train_predictor(
+    p: &Predictor,
+    data: &TrainSet,
+    cfg: &PredictorConfig,
+    seed: u64,
+    log: &mut dyn FnMut(u64, f32),
+) -> crate::Result<()> {
+    let name = if p.gaussian { "traj-gauss" } else { "traj-fc" };
+    let mut rng = Rng::with_named_stream(seed, 0, name);
+    let adam = AdamConfig { lr: cfg.lr, beta1: 0.9, clip: false, ..Default::default() };
+    let mut opt = Adam::new(p.net.params(), adam)?;
+    for it in 0..cfg.iterations {
+        let (c, z) = data.batch(cfg.batch, &mut rng)?;
+        let loss = p.loss(&c, &z)?;
+        let lv = loss.to_scalar::<f32>()?;
+        if !lv.is_finite() {
+            return Err(crate::TrajError::Config(format!("the {name} predictor diverged at iteration {it}")));
+        }
+        ebm_cd::cd::step(&loss, &mut [&mut opt])?;
+        log(it + 1, lv);
+    }
+    Ok(())
+}
+
+/// The test-set loss of a predictor (mean squared error or Gaussian NLL per dimension, in normalised units).
+pub fn predictor_loss(p: &Predictor, data: &TrainSet) -> Result<f32> {
+    p.loss(&data.c, &data.z)?.to_scalar::<f32>()
+}
+
+/// For tests and callers that build their own: a fresh energy and predictors from one seed.
+pub fn build(cfg: NetConfig, seed: u64) -> Result<(TransitionEnergy, Predictor, Predictor)> {
+    let mut rng = Rng::with_named_stream(seed, 0, "traj-init");
+    Ok((
+        TransitionEnergy::new(cfg, &mut rng)?,
+        Predictor::new(false, cfg, &mut rng)?,
+        Predictor::new(true, cfg, &mut rng)?,
+    ))
+}

@@ -1,0 +1,78 @@
+//! A tiny run of the whole experiment through the library: every figure the issue names is written and finite,
+//! the deterministic predictor's futures coincide, the simulator's do not, and a second run into the same folder
+//! is refused.
+
+use ebm_cd::run_dir::Existing;
+use ebm_traj::experiment::{preset, preset_names, run, Output, TrajConfig};
+
+fn tiny() -> TrajConfig {
+    let mut cfg = preset("traj-push-cpu").unwrap().unwrap();
+    cfg.name = "tiny".into();
+    cfg.data.trajectories = 40;
+    cfg.data.length = 30;
+    cfg.data.test_fraction = 0.25;
+    cfg.model.hidden = 16;
+    cfg.model.depth = 1;
+    cfg.ebm.iterations = 20;
+    cfg.ebm.batch = 32;
+    cfg.ebm.langevin_steps = 4;
+    cfg.ebm.replay_capacity = 64;
+    cfg.baselines.iterations = 20;
+    cfg.baselines.batch = 32;
+    cfg.eval.starts = 3;
+    cfg.eval.futures = 3;
+    cfg.eval.horizon = 80;
+    cfg
+}
+
+#[test]
+fn presets_load() {
+    for n in preset_names() {
+        let cfg = preset(n).unwrap().unwrap();
+        assert_eq!(cfg.name, n);
+        assert_eq!(cfg.eval.horizon, 80);
+    }
+    assert_eq!(preset("traj-push").unwrap().unwrap().data.trajectories, 200_000);
+    assert!(preset("digits").is_none());
+    let text = ebm_traj::experiment::preset_text("traj-push-cpu").unwrap().replace("horizon", "horizn");
+    let e = TrajConfig::from_toml(&text, "my.toml").unwrap_err().to_string();
+    assert!(e.contains("my.toml") && e.contains("horizn"), "{e}");
+}
+
+#[test]
+fn tiny_run_writes_every_figure() {
+    let dir = std::env::temp_dir().join(format!("ebm-traj-e2e-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = Output { runs_dir: dir.clone(), out: Some(dir.join("run")), existing: Existing::Refuse };
+    let (path, report) = run(&tiny(), &out).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path.join("trajectories.json")).unwrap()).unwrap();
+    for k in [
+        "diversity_ebm_t40",
+        "diversity_fc_t40",
+        "diversity_ebm_t80",
+        "diversity_fc_t80",
+        "diversity_real_t40",
+        "diversity_real_t80",
+        "diversity_gauss_t40",
+        "diversity_gauss_t80",
+        "violations_ebm",
+        "violations_fc",
+        "violations_gauss",
+        "violations_real",
+        "nearest_real_ebm",
+        "nearest_real_gauss",
+    ] {
+        let v = json[k].as_f64().unwrap_or_else(|| panic!("{k} missing"));
+        assert!(v.is_finite() && v >= 0.0, "{k} = {v}");
+    }
+    assert_eq!(report.figures["diversity_fc_t80"], 0.0, "one deterministic future per start");
+    assert!(report.figures["diversity_real_t80"] > 0.01, "the policy's futures spread");
+    assert!(report.figures["diversity_ebm_t80"] > 0.0 && report.figures["diversity_gauss_t80"] > 0.0);
+    for f in ["trajectories.png", "models.safetensors", "data.safetensors", "config.toml", "metrics.jsonl"] {
+        assert!(path.join(f).exists(), "{f}");
+    }
+    let again = run(&tiny(), &out).unwrap_err().to_string();
+    assert!(again.contains("run"), "{again}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -62,7 +62,7 @@ impl GenConfig {
                 "data: {} trajectories of {} states would take {} GB",
                 self.trajectories,
                 self.length,
-                floats * 4 >> 30
+                (floats * 4) >> 30
             ));
         }
         Ok(())

@@ -112,14 +112,14 @@ impl Normaliser {
             let n = s.len() / d;
             let (mut m, mut v) = (vec![0f64; d], vec![0f64; d]);
             for i in 0..n {
-                for k in 0..d {
-                    m[k] += f(i, k) as f64;
+                for (k, mk) in m.iter_mut().enumerate() {
+                    *mk += f(i, k) as f64;
                 }
             }
             m.iter_mut().for_each(|x| *x /= n as f64);
             for i in 0..n {
-                for k in 0..d {
-                    v[k] += (f(i, k) as f64 - m[k]).powi(2);
+                for (k, vk) in v.iter_mut().enumerate() {
+                    *vk += (f(i, k) as f64 - m[k]).powi(2);
                 }
             }
             let std = v.iter().map(|x| ((x / n as f64).sqrt() as f32).max(1e-4)).collect();

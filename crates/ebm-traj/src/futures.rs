@@ -58,17 +58,19 @@ fn repeated(starts: &[State], per_start: usize) -> Vec<f32> {
     starts.iter().flat_map(|s| std::iter::repeat_n(s.to_vec(), per_start).flatten()).collect()
 }
 
-fn normal(n: usize, rng: &mut Rng) -> Result<Tensor> {
-    let v: Vec<f32> = (0..n * STATE_DIM).map(|_| rng.normal()).collect();
+fn normal(n: usize, std: f32, rng: &mut Rng) -> Result<Tensor> {
+    let v: Vec<f32> = (0..n * STATE_DIM).map(|_| std * rng.normal()).collect();
     Tensor::from_vec(v, (n, STATE_DIM), &Device::Cpu)
 }
 
 /// Futures by the transition energy: each next state is a Langevin chain on the change `z`, started from
-/// N(0, 1), with the current state fixed.
+/// N(0, init_std^2), with the current state fixed.
+#[allow(clippy::too_many_arguments)]
 pub fn energy_futures(
     energy: &TransitionEnergy,
     norm: &Normaliser,
     sampler: &Langevin,
+    init_std: f32,
     starts: &[State],
     per_start: usize,
     horizon: usize,
@@ -80,7 +82,7 @@ pub fn energy_futures(
     let mut steps = vec![s.flatten_all()?.to_vec1::<f32>()?];
     for t in 0..horizon {
         let c = norm.states(&s)?;
-        let z = sampler.run(energy, &normal(n, &mut rng)?, Some(&c), None, seed ^ (t as u64 + 1) << 20)?.x;
+        let z = sampler.run(energy, &normal(n, init_std, &mut rng)?, Some(&c), None, seed ^ (t as u64 + 1) << 20)?.x;
         s = norm.next(&s, &z)?;
         steps.push(s.flatten_all()?.to_vec1::<f32>()?);
     }
@@ -101,7 +103,7 @@ pub fn predictor_futures(
     let mut s = Tensor::from_vec(repeated(starts, per_start), (n, STATE_DIM), &Device::Cpu)?;
     let mut steps = vec![s.flatten_all()?.to_vec1::<f32>()?];
     for _ in 0..horizon {
-        let z = p.sample(&norm.states(&s)?, &normal(n, &mut rng)?)?;
+        let z = p.sample(&norm.states(&s)?, &normal(n, 1.0, &mut rng)?)?;
         s = norm.next(&s, &z)?;
         steps.push(s.flatten_all()?.to_vec1::<f32>()?);
     }

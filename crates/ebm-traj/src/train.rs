@@ -4,6 +4,7 @@
 use crate::nets::{NetConfig, Normaliser, Predictor, TransitionEnergy};
 use crate::scene::STATE_DIM;
 use candle_core::{Device, Result, Tensor};
+use ebm_cd::config::Order;
 use ebm_cd::optim::{Adam, AdamConfig};
 use ebm_kernels::Rng;
 use ebm_replay::{Codec, Policy, ReplayBuffer};
@@ -26,6 +27,32 @@ pub struct EbmConfig {
     /// Share of chains started afresh from N(0, 1) at the positives' states; the rest continue from the buffer.
     pub reinit_prob: f64,
     pub replay_capacity: usize,
+    /// Chains are kept in `[-clamp, clamp]` (normalised units, so 10 is ten standard deviations of a change).
+    #[serde(default = "default_clamp")]
+    pub clamp: f32,
+    /// Per-sample bound on the L2 norm of the energy's gradient in each Langevin step (0: unbounded). It keeps a
+    /// chain from being thrown out by one steep step while the energy is young.
+    #[serde(default)]
+    pub grad_clip: f32,
+    /// `textbook` (noise after each gradient step: the last sample keeps its noise) or `official` (the IGEBM order:
+    /// noise, then the gradient at the noised point; the last step is noise-free, so samples sit in the modes).
+    #[serde(default = "textbook")]
+    pub order: Order,
+    /// Fresh chains (in training and in rollouts) start from N(0, init_std^2).
+    #[serde(default = "default_init_std")]
+    pub init_std: f32,
+}
+
+fn default_clamp() -> f32 {
+    10.0
+}
+
+fn textbook() -> Order {
+    Order::Textbook
+}
+
+fn default_init_std() -> f32 {
+    1.0
 }
 
 impl EbmConfig {
@@ -44,7 +71,13 @@ impl EbmConfig {
             && self.l2 >= 0.0
             && (0.0..=1.0).contains(&self.reinit_prob)
             && self.replay_capacity > 0
-            && self.replay_capacity <= 1 << 24;
+            && self.replay_capacity <= 1 << 24
+            && self.clamp.is_finite()
+            && self.clamp > 0.0
+            && self.grad_clip.is_finite()
+            && self.grad_clip >= 0.0
+            && self.init_std.is_finite()
+            && self.init_std >= 0.0;
         if ok {
             Ok(())
         } else {
@@ -58,10 +91,13 @@ impl EbmConfig {
             steps: self.langevin_steps,
             step_size: self.step_size,
             noise_std: self.noise_std,
-            clip: Clip::None,
-            clamp: Some((-10.0, 10.0)),
+            clip: if self.grad_clip > 0.0 { Clip::SampleL2(self.grad_clip) } else { Clip::None },
+            clamp: Some((-self.clamp, self.clamp)),
             temperature: 1.0,
-            order: NoiseOrder::Textbook,
+            order: match self.order {
+                Order::Textbook => NoiseOrder::Textbook,
+                Order::Official => NoiseOrder::NoiseFirst,
+            },
             early_stop: None,
             record: Default::default(),
         }
@@ -144,7 +180,7 @@ pub fn train_energy(
         let (c_pos, z_pos) = data.batch(b, &mut rng)?;
         // fresh chains at the positives' own states; the others continue a stored chain under its own state
         let fresh = (0..b).filter(|_| replay.is_empty() || rng.uniform_f64() < cfg.reinit_prob).count();
-        let noise: Vec<f32> = (0..fresh * STATE_DIM).map(|_| rng.normal()).collect();
+        let noise: Vec<f32> = (0..fresh * STATE_DIM).map(|_| cfg.init_std * rng.normal()).collect();
         let mut z0 = vec![Tensor::from_vec(noise, (fresh, STATE_DIM), &Device::Cpu)?];
         let mut c0 = vec![c_pos.narrow(0, 0, fresh)?];
         if fresh < b {

@@ -164,7 +164,8 @@ fn run_in(cfg: &TrajConfig, dir: &mut RunDir) -> Result<Report> {
     let e = &cfg.eval;
     let starts: Vec<State> = test_range.clone().take(e.starts).map(|i| State::from_slice(data.state(i, 0))).collect();
     let real = real_futures(&cfg.data, &starts, e.futures, e.horizon, cfg.seed ^ 0x5eed);
-    let ebm = energy_futures(&energy, &norm, &cfg.ebm.sampler(), cfg.ebm.init_std, &starts, e.futures, e.horizon, cfg.seed)?;
+    let ebm =
+        energy_futures(&energy, &norm, &cfg.ebm.sampler(), cfg.ebm.init_std, &starts, e.futures, e.horizon, cfg.seed)?;
     let fcf = predictor_futures(&fc, &norm, &starts, e.futures, e.horizon, cfg.seed)?;
     let gsf = predictor_futures(&gauss, &norm, &starts, e.futures, e.horizon, cfg.seed)?;
     seconds.insert("futures".into(), t.elapsed().as_secs_f64());

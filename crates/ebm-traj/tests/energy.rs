@@ -61,3 +61,35 @@ fn normaliser_round_trips_changes_and_the_fc_predictor_is_deterministic() {
     assert_eq!(d(fc.sample(&c, &eps1).unwrap(), fc.sample(&c, &eps2).unwrap()), 0.0);
     assert!(d(gauss.sample(&c, &eps1).unwrap(), gauss.sample(&c, &eps2).unwrap()) > 1e-2);
 }
+
+/// What the first preset got wrong (chains of step 0.01 that never left their N(0, 1) start) would pass every
+/// other test: a short training run with the preset's sampler must bring the chains much closer to the real
+/// changes than their start, and the same run with the first preset's sampler (textbook ULA, step 0.01) does not.
+#[test]
+fn short_run_training_moves_the_chains_to_the_real_changes() {
+    use ebm_cd::config::Order;
+    use ebm_traj::experiment::preset;
+    use ebm_traj::generate::{generate, GenConfig};
+    use ebm_traj::train::{train_energy, EbmConfig, TrainSet};
+    let d = generate(&GenConfig { trajectories: 60, length: 40, seed: 2, ..Default::default() }).unwrap();
+    let (s, s1) = d.transitions(d.split().0);
+    let norm = Normaliser::fit(&s, &s1);
+    let data = TrainSet::new(&norm, &s, &s1).unwrap();
+    let n = 256;
+    let (c, z) = (data.c.narrow(0, 0, n).unwrap(), data.z.narrow(0, 0, n).unwrap());
+    let z0 = Tensor::randn(0f32, 1.0, (n, STATE_DIM), &Device::Cpu).unwrap();
+    let msd = |a: &Tensor| (a - &z).unwrap().sqr().unwrap().mean_all().unwrap().to_scalar::<f32>().unwrap();
+    let start = msd(&z0);
+    let after = |cfg: &EbmConfig| {
+        let (energy, _, _) = build(NetConfig { hidden: 32, depth: 2 }, 3).unwrap();
+        train_energy(&energy, &data, cfg, 4, &mut |_| {}).unwrap();
+        msd(&cfg.sampler().run(&energy, &z0, Some(&c), None, 11).unwrap().x)
+    };
+    let mut cfg = preset("traj-push-cpu").unwrap().unwrap().ebm;
+    (cfg.iterations, cfg.batch, cfg.lr) = (800, 64, 1e-3);
+    let first = EbmConfig { step_size: 0.01, noise_std: 0.1414, order: Order::Textbook, ..cfg };
+    let (trained, old) = (after(&cfg), after(&first));
+    eprintln!("mean squared distance to the real changes: start {start}, preset {trained}, first preset {old}");
+    assert!(trained < 0.85 * start, "preset {trained}, start {start}");
+    assert!(old > 0.95 * start, "first preset {old}, start {start}");
+}

@@ -33,6 +33,11 @@ pub struct ViolationRates {
     pub penetration: f64,
     pub joint: f64,
     pub velocity: f64,
+    /// Share of states whose pusher and box overlap beyond the tolerance (the rest of `penetration` is a body in a
+    /// wall).
+    pub pusher_box: f64,
+    /// Mean overlap depth (metres) of the penetrating states.
+    pub mean_depth: f64,
     pub states: usize,
 }
 
@@ -64,6 +69,11 @@ impl Judge {
 
     /// Depth of the deepest overlap between any two bodies of state `s` (0 when none touch).
     pub fn penetration_depth(&self, s: &State) -> f32 {
+        self.depths(s).iter().copied().fold(0.0, f32::max)
+    }
+
+    /// Overlap depths of the pusher with the box, and the deepest of any body with a wall.
+    fn depths(&self, s: &State) -> [f32; 2] {
         let p = Pose::translation(s.pusher[0], s.pusher[1]);
         let b = Pose::new(Vector::new(s.box_pos[0], s.box_pos[1]), s.box_angle);
         let depth =
@@ -73,11 +83,11 @@ impl Judge {
                     _ => 0.0,
                 }
             };
-        let mut d = depth(&p, &self.ball, &b, &self.square);
+        let mut wall = 0f32;
         for (wp, w) in &self.walls {
-            d = d.max(depth(&p, &self.ball, wp, w)).max(depth(&b, &self.square, wp, w));
+            wall = wall.max(depth(&p, &self.ball, wp, w)).max(depth(&b, &self.square, wp, w));
         }
-        d
+        [depth(&p, &self.ball, &b, &self.square), wall]
     }
 
     /// The violations of one state vector.
@@ -105,15 +115,24 @@ impl Judge {
         let d = crate::scene::STATE_DIM;
         let n = states.len() / d;
         let mut r = ViolationRates { states: n, ..Default::default() };
+        let mut depth_sum = 0.0;
         for v in states.chunks_exact(d) {
             let c = self.check(v);
+            if c.penetration {
+                let depths = self.depths(&State::from_slice(v));
+                r.pusher_box += (depths[0] > self.tolerance) as u8 as f64;
+                depth_sum += depths.iter().copied().fold(0.0, f32::max) as f64;
+            }
             r.any += c.any() as u8 as f64;
             r.penetration += c.penetration as u8 as f64;
             r.joint += c.joint as u8 as f64;
             r.velocity += c.velocity as u8 as f64;
         }
+        if r.penetration > 0.0 {
+            r.mean_depth = depth_sum / r.penetration;
+        }
         if n > 0 {
-            for x in [&mut r.any, &mut r.penetration, &mut r.joint, &mut r.velocity] {
+            for x in [&mut r.any, &mut r.penetration, &mut r.joint, &mut r.velocity, &mut r.pusher_box] {
                 *x /= n as f64;
             }
         }

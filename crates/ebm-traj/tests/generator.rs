@@ -79,6 +79,11 @@ fn the_judge_flags_what_the_simulator_would_not_produce() {
     let mut nan = ok.to_vec();
     nan[5] = f32::NAN;
     assert!(j.check(&nan).any());
+    // rates: the pusher-in-box state is the one pusher-box overlap of four states, 1 cm deep
+    let set: Vec<f32> = [ok, inside, touching, past_limit].iter().flat_map(|s| s.to_vec()).collect();
+    let r = j.rates(&set);
+    assert_eq!((r.states, r.any, r.penetration, r.pusher_box, r.joint), (4, 0.5, 0.25, 0.25, 0.25));
+    assert!((r.mean_depth - 0.01).abs() < 1e-4, "{}", r.mean_depth);
 }
 
 #[test]

@@ -92,11 +92,28 @@ pub struct TrainLoop {
     /// divergence loss (the hybrid of JEM: the conditional energies as logits); 0: the plain IGEBM.
     #[serde(default, skip_serializing_if = "is_default")]
     pub classify_weight: f64,
+    /// The temperature `T` of the hybrid's classifier, `p(y | x) = softmax_y(-E(x, y) / T)`: below 1 the
+    /// cross-entropy is satisfied by smaller energy gaps between classes, on the scale the contrastive-divergence
+    /// and L2 terms keep the energies at. 1: JEM's reading of the energies as logits.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub classify_temperature: f64,
     /// Random translation, up to this many pixels each way, of the images the cross-entropy sees (the hybrid's
     /// term and the classifier objectives; [`ebm_data::augment::random_shift`]); the contrastive-divergence term
     /// always sees the images as they are, so what the model generates is unchanged. 0: none.
     #[serde(default, skip_serializing_if = "is_default")]
     pub classify_shift: usize,
+    /// Standard deviation of Gaussian noise added to the images the cross-entropy sees (after the shift; the
+    /// hybrid's term and the classifier objectives): a classifier trained on noisy copies has a smoother input
+    /// gradient, the gradient the hybrid's Langevin chains follow. 0: none.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub classify_noise: f32,
+    /// Fraction of each negative batch that is training data under a wrong label (each image of the batch's tail
+    /// with a label drawn uniformly from the other classes) instead of a Langevin chain: contrastive divergence
+    /// then also raises `E(x, y')` for data `x` of another class, which is what `argmin_y E(x, y)` classification
+    /// needs and the official loss never asks for. The chains shrink to the rest of the batch. 0: the official
+    /// negatives.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub wrong_label_negatives: f64,
     /// The attack adversarial training trains on (`objective = "adversarial"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adversarial: Option<AdversarialConfig>,
@@ -155,6 +172,11 @@ impl AttackNorm {
 }
 
 impl TrainLoop {
+    /// How many of a batch's negatives are relabelled data (`wrong_label_negatives` of the batch, rounded).
+    pub fn wrong_label_count(&self) -> usize {
+        (self.wrong_label_negatives * self.batch_size as f64).round() as usize
+    }
+
     /// The learning rate at iteration `iter` (0-based) for a base rate `base`.
     pub fn lr_at(&self, base: f64, iter: u64) -> f64 {
         let t = (iter as f64 / self.iterations.max(1) as f64).min(1.0);
@@ -173,6 +195,9 @@ fn max_rollbacks() -> u32 {
 fn one() -> f64 {
     1.0
 }
+fn is_one(v: &f64) -> bool {
+    *v == 1.0
+}
 fn hundred() -> u64 {
     100
 }
@@ -189,6 +214,17 @@ pub enum ClipKind {
     L2,
 }
 
+impl ClipKind {
+    /// The sampler's gradient limit of this kind with bound `value`.
+    pub fn with(self, value: f32) -> Clip {
+        match self {
+            ClipKind::None => Clip::None,
+            ClipKind::Elementwise => Clip::Elementwise(value),
+            ClipKind::L2 => Clip::SampleL2(value),
+        }
+    }
+}
+
 /// Order of noise and gradient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -197,6 +233,15 @@ pub enum Order {
     #[default]
     Official,
     Textbook,
+}
+
+impl From<Order> for NoiseOrder {
+    fn from(o: Order) -> Self {
+        match o {
+            Order::Official => NoiseOrder::NoiseFirst,
+            Order::Textbook => NoiseOrder::Textbook,
+        }
+    }
 }
 
 /// The Langevin sampler used for negatives (and, with `eval_steps`, for fresh samples).
@@ -230,16 +275,9 @@ impl SamplerConfig {
     pub fn langevin(&self, steps: usize) -> Langevin {
         let mut l = Langevin::ula(self.step_size, steps);
         l.noise_std = self.noise_std;
-        l.clip = match self.clip {
-            ClipKind::None => Clip::None,
-            ClipKind::Elementwise => Clip::Elementwise(self.clip_value),
-            ClipKind::L2 => Clip::SampleL2(self.clip_value),
-        };
+        l.clip = self.clip.with(self.clip_value);
         l.clamp = self.clamp.map(|[a, b]| (a, b));
-        l.order = match self.order {
-            Order::Official => NoiseOrder::NoiseFirst,
-            Order::Textbook => NoiseOrder::Textbook,
-        };
+        l.order = self.order.into();
         l.temperature = self.temperature;
         l
     }
@@ -411,6 +449,46 @@ impl RunConfig {
                 (h.min(w) - 1) / 2
             );
         }
+        ensure!(
+            fin(t.classify_temperature) && t.classify_temperature > 0.0,
+            "train.classify_temperature must be a number > 0, got {}",
+            t.classify_temperature
+        );
+        ensure!(
+            t.classify_temperature == 1.0 || (t.classify_weight > 0.0 && t.objective == Objective::Cd),
+            "train.classify_temperature is the hybrid's: it needs train.classify_weight > 0 and the cd objective"
+        );
+        ensure!(
+            t.classify_noise.is_finite() && t.classify_noise >= 0.0,
+            "train.classify_noise must be a number >= 0, got {}",
+            t.classify_noise
+        );
+        ensure!(
+            t.classify_noise == 0.0 || classifies,
+            "train.classify_noise adds noise to what the cross-entropy sees: it needs train.classify_weight > 0 or a \
+             classifier objective"
+        );
+        ensure!(
+            t.wrong_label_negatives.is_finite() && (0.0..1.0).contains(&t.wrong_label_negatives),
+            "train.wrong_label_negatives must be a fraction in [0, 1), got {}",
+            t.wrong_label_negatives
+        );
+        if t.wrong_label_negatives > 0.0 {
+            ensure!(
+                self.model.is_class_conditional() && t.objective == Objective::Cd,
+                "train.wrong_label_negatives relabels data as negatives: it needs a class-conditional model trained \
+                 by contrastive divergence"
+            );
+            let k = t.wrong_label_count();
+            ensure!(
+                k >= 1 && k < t.batch_size,
+                "train.wrong_label_negatives = {} of a batch of {} leaves {k} relabelled images and {} chains (each \
+                 needs at least one)",
+                t.wrong_label_negatives,
+                t.batch_size,
+                t.batch_size - k
+            );
+        }
         match (&t.objective, &t.adversarial) {
             (Objective::Adversarial, None) => {
                 return Err("train.objective = \"adversarial\" needs [train.adversarial]".into())
@@ -542,7 +620,15 @@ mod tests {
         c.validate("t").unwrap();
         c.train.classify_shift = 4; // an 8x8 image has room for 3 at most
         assert!(c.validate("t").unwrap_err().to_string().contains("train.classify_shift = 4"));
+        c.train.classify_shift = 1;
+        c.train.classify_noise = -0.1;
+        assert!(c.validate("t").unwrap_err().to_string().contains("train.classify_noise must be"));
+        c.train.classify_noise = f32::NAN;
+        assert!(c.validate("t").unwrap_err().to_string().contains("train.classify_noise must be"));
         let mut plain = crate::presets::load("digits").unwrap();
+        plain.train.classify_noise = 0.1;
+        assert!(plain.validate("t").unwrap_err().to_string().contains("needs train.classify_weight"));
+        plain.train.classify_noise = 0.0;
         plain.train.classify_shift = 1;
         assert!(plain.validate("t").unwrap_err().to_string().contains("needs train.classify_weight"));
         // the key is left out of a config that does not use it, so earlier configs serialise unchanged

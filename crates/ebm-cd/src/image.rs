@@ -1,7 +1,7 @@
 //! Training image EBMs: the IGEBM recipe as the official code runs it (igebm-reference section 1), with a replay
 //! buffer that keeps labels (one-hot classes or continuous factors), and divergence rollback.
 
-use crate::cd::{cross_entropy, negatives, update, IterStats};
+use crate::cd::{cross_entropy_of, negatives, update, IterStats};
 use crate::config::{DataConfig, Objective, RunConfig};
 use crate::error::{Context, Result};
 use crate::run_dir::RunDir;
@@ -9,6 +9,7 @@ use crate::state::{base_lr, SingleModel, StateHook, TrainState};
 use crate::{bail, ensure};
 use candle_core::{Device, Tensor};
 use ebm_data::{Batches, ImageData, ImageSet};
+use ebm_eval::classify::class_energies;
 use ebm_kernels::Rng;
 use ebm_models::EnergyNet;
 use ebm_replay::{Codec, Policy, ReplayBuffer};
@@ -102,7 +103,8 @@ pub fn init_state(cfg: &RunConfig, data: &ImageData, device: &Device) -> Result<
 }
 
 /// One iteration: a data batch, chain starts (95% replay under their stored conditions, 5% noise under the batch's
-/// conditions, [`ebm_sampler::starts::replay_mixed`]), negatives, the update, and the negatives into the buffer.
+/// conditions, [`ebm_sampler::starts::replay_mixed`]), negatives (with `train.wrong_label_negatives`, the batch's
+/// tail under wrong labels takes the place of some chains), the update, and the chains into the buffer.
 /// Conditions are one-hot labels or continuous factors ([`conditions`]); the buffer stores either as float vectors.
 pub fn iteration(st: &mut TrainState<u8>, data: &ImageData, device: &Device) -> Result<IterStats> {
     let cfg = &st.cfg;
@@ -118,13 +120,17 @@ pub fn iteration(st: &mut TrainState<u8>, data: &ImageData, device: &Device) -> 
     if cfg.train.objective != Objective::Cd {
         return classifier_iteration(st, &x_pos, &y_pos.to_device(device)?);
     }
+    // the batch's tail serves as relabelled negatives (`train.wrong_label_negatives`); chains fill the rest
+    let relabelled = cfg.train.wrong_label_count();
+    let chains = b - relabelled;
+    let cond_chains = cond_pos.as_ref().map(|c| c.narrow(0, 0, chains)).transpose()?;
     let (x0, cond_neg) = ebm_sampler::starts::replay_mixed(
         &st.replay,
         &mut st.rng,
-        b,
+        chains,
         &shape,
         [0.0, 1.0],
-        cond_pos.as_ref(),
+        cond_chains.as_ref(),
         cfg.replay.reinit_prob,
         device,
     )?;
@@ -133,22 +139,42 @@ pub fn iteration(st: &mut TrainState<u8>, data: &ImageData, device: &Device) -> 
     let sampler = cfg.sampler.langevin(cfg.sampler.steps);
     let (ml, l2) = (cfg.train.ml_coeff, cfg.train.l2_coeff);
     let (classify, classes) = (cfg.train.classify_weight, cfg.model.cond_dim());
+    let wrong = match relabelled {
+        0 => None,
+        _ => Some(one_hot(&wrong_labels(&y_pos.narrow(0, chains, relabelled)?, classes, &mut st.rng)?, classes)?),
+    };
     st.model.set_training(true);
     let x_neg = negatives(&mut st.model, &sampler, &x0, cond_neg.as_ref(), seed)?;
+    let (x_all, cond_all) = if let (Some(wrong), Some(c)) = (&wrong, &cond_neg) {
+        let x = Tensor::cat(&[&x_neg, &x_pos.narrow(0, chains, relabelled)?], 0)?;
+        (x, Some(Tensor::cat(&[c, &wrong.to_device(device)?.to_dtype(c.dtype())?], 0)?))
+    } else {
+        (x_neg.clone(), cond_neg.clone())
+    };
     let stats = (|| {
         let ce = if classify > 0.0 {
             let x_ce = ebm_data::augment::random_shift(&x_pos, cfg.train.classify_shift, &mut st.rng)?;
-            Some((cross_entropy(&st.model, &x_ce, &y_pos.to_device(device)?, classes)? * classify)?)
+            let x_ce = ebm_data::augment::gaussian_noise(&x_ce, cfg.train.classify_noise, &mut st.rng)?;
+            let e = (class_energies(&st.model, &x_ce, classes)? / cfg.train.classify_temperature)?;
+            Some((cross_entropy_of(&e, &y_pos.to_device(device)?)? * classify)?)
         } else {
             None
         };
-        update(&st.model, &mut [&mut st.opt], &x_pos, cond_pos.as_ref(), &x_neg, cond_neg.as_ref(), ml, l2, ce)
+        update(&st.model, &mut [&mut st.opt], &x_pos, cond_pos.as_ref(), &x_all, cond_all.as_ref(), ml, l2, ce)
     })();
     st.model.set_training(false);
     let stats = stats?;
     st.replay.push(&x_neg, cond_neg.as_ref(), &mut st.rng)?;
     st.iter += 1;
     Ok(stats)
+}
+
+/// For each label of `y` (`[k]`, integers below `classes`), one drawn uniformly from the other classes.
+pub fn wrong_labels(y: &Tensor, classes: usize, rng: &mut Rng) -> Result<Tensor> {
+    ensure!(classes >= 2, "a wrong label needs at least 2 classes, got {classes}");
+    let y = y.to_dtype(candle_core::DType::U32)?.to_vec1::<u32>()?;
+    let wrong: Vec<u32> = y.iter().map(|&l| (l + 1 + rng.below(classes as u64 - 1) as u32) % classes as u32).collect();
+    Ok(Tensor::from_vec(wrong, y.len(), &Device::Cpu)?)
 }
 
 /// One iteration of a classifier baseline on the batch `x` with labels `y`: the cross-entropy of the conditional
@@ -160,6 +186,7 @@ fn classifier_iteration(st: &mut TrainState<u8>, x: &Tensor, y: &Tensor) -> Resu
     st.opt.cfg.lr = st.cfg.train.lr_at(base_lr(st), st.iter);
     st.model.refresh()?;
     let x = &ebm_data::augment::random_shift(x, st.cfg.train.classify_shift, &mut st.rng)?;
+    let x = &ebm_data::augment::gaussian_noise(x, st.cfg.train.classify_noise, &mut st.rng)?;
     let x_train = match (st.cfg.train.objective, st.cfg.train.adversarial) {
         (Objective::Adversarial, Some(a)) => {
             let p = ebm_eval::robust::Pgd {

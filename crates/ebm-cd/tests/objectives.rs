@@ -124,3 +124,56 @@ fn the_classifier_presets_load_and_say_what_they_train() {
         assert_eq!(c.train.adversarial.is_some(), objective == Objective::Adversarial, "{name}");
     }
 }
+
+#[test]
+fn wrong_labels_never_repeat_the_true_one_and_cover_the_others() {
+    let dev = Device::Cpu;
+    let y = Tensor::from_vec(vec![3u32; 900], 900, &dev).unwrap();
+    let w = image::wrong_labels(&y, 10, &mut ebm_kernels::Rng::new(9)).unwrap().to_vec1::<u32>().unwrap();
+    let mut counts = [0usize; 10];
+    for &l in &w {
+        counts[l as usize] += 1;
+    }
+    assert_eq!(counts[3], 0, "a wrong label equal to the true one");
+    // 900 draws over 9 classes: each expected 100, standard deviation ~9.4; within 40 of it
+    for (c, &n) in counts.iter().enumerate().filter(|(c, _)| *c != 3) {
+        assert!((60..=140).contains(&n), "class {c} drawn {n} times of 900");
+    }
+}
+
+#[test]
+fn relabelled_negatives_take_the_place_of_chains_and_raise_wrong_label_energies() {
+    // A tiny digits IGEBM with a quarter of each negative batch made of relabelled data: the replay buffer only
+    // receives chains (48 of 64 per iteration), and after a short run the data's energy under a wrong label is
+    // above its energy under its own label (the official loss alone never asks for that).
+    let dev = Device::Cpu;
+    let mut cfg = presets::load("digits").unwrap();
+    cfg.model = ModelConfig::DigitsNet(DigitsNetConfig { filters: 8, ..Default::default() });
+    cfg.train.wrong_label_negatives = 0.25;
+    cfg.train.iterations = 60;
+    cfg.validate("test").unwrap();
+    let data = image::load_data(&cfg).unwrap();
+    let mut st = image::init_state(&cfg, &data, &dev).unwrap();
+    for i in 0..cfg.train.iterations {
+        let s = image::iteration(&mut st, &data, &dev).unwrap();
+        assert!(s.loss.is_finite());
+        assert_eq!(st.replay.len(), 48 * (i as usize + 1), "the buffer holds chains only");
+    }
+    st.model.set_frozen(true);
+    st.model.refresh().unwrap();
+    let idx: Vec<usize> = (0..200).collect();
+    let (x, y) = data.test.batch(&idx, None).unwrap();
+    let e = ebm_eval::classify::class_energies(&st.model, &x, 10).unwrap().to_vec2::<f32>().unwrap();
+    let y = y.to_vec1::<u32>().unwrap();
+    let (mut own, mut other) = (0.0f64, 0.0f64);
+    for (row, &l) in e.iter().zip(&y) {
+        own += row[l as usize] as f64;
+        other += row.iter().enumerate().filter(|(c, _)| *c != l as usize).map(|(_, v)| *v as f64).sum::<f64>() / 9.0;
+    }
+    let (own, other) = (own / 200.0, other / 200.0);
+    println!("held-out energies: own label {own:.4}, wrong labels {other:.4}");
+    assert!(other > own + 0.01, "wrong labels {other} not above the own label {own}");
+    // the fraction is checked: a whole batch of relabelled data would leave no chain
+    cfg.train.wrong_label_negatives = 0.999;
+    assert!(cfg.validate("t").unwrap_err().to_string().contains("wrong_label_negatives"));
+}

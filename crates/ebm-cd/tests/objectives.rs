@@ -112,7 +112,7 @@ fn pgd_breaks_a_softmax_baseline_and_l2_stays_in_the_ball() {
 fn the_classifier_presets_load_and_say_what_they_train() {
     use ebm_cd::config::Objective;
     for (name, objective, ce) in [
-        ("digits-hybrid", Objective::Cd, 1.0),
+        ("digits-hybrid", Objective::Cd, 0.1),
         ("digits-softmax", Objective::Softmax, 0.0),
         ("digits-adv", Objective::Adversarial, 0.0),
         ("fashion-mnist-hybrid-cpu", Objective::Cd, 1.0),
@@ -143,37 +143,43 @@ fn wrong_labels_never_repeat_the_true_one_and_cover_the_others() {
 
 #[test]
 fn relabelled_negatives_take_the_place_of_chains_and_raise_wrong_label_energies() {
-    // A tiny digits IGEBM with a quarter of each negative batch made of relabelled data: the replay buffer only
-    // receives chains (48 of 64 per iteration), and after a short run the data's energy under a wrong label is
-    // above its energy under its own label (the official loss alone never asks for that).
+    // A tiny digits IGEBM trained twice from the same seed, with the official negatives and with half of each
+    // negative batch made of relabelled data: the replay buffer receives chains only (32 of 64 per iteration), and
+    // the held-out images' energy under the wrong labels rises above their energy under their own label, which
+    // the official loss never asks for (its margin stays near zero).
     let dev = Device::Cpu;
-    let mut cfg = presets::load("digits").unwrap();
-    cfg.model = ModelConfig::DigitsNet(DigitsNetConfig { filters: 8, ..Default::default() });
-    cfg.train.wrong_label_negatives = 0.25;
-    cfg.train.iterations = 60;
-    cfg.validate("test").unwrap();
-    let data = image::load_data(&cfg).unwrap();
-    let mut st = image::init_state(&cfg, &data, &dev).unwrap();
-    for i in 0..cfg.train.iterations {
-        let s = image::iteration(&mut st, &data, &dev).unwrap();
-        assert!(s.loss.is_finite());
-        assert_eq!(st.replay.len(), 48 * (i as usize + 1), "the buffer holds chains only");
-    }
-    st.model.set_frozen(true);
-    st.model.refresh().unwrap();
-    let idx: Vec<usize> = (0..200).collect();
-    let (x, y) = data.test.batch(&idx, None).unwrap();
-    let e = ebm_eval::classify::class_energies(&st.model, &x, 10).unwrap().to_vec2::<f32>().unwrap();
-    let y = y.to_vec1::<u32>().unwrap();
-    let (mut own, mut other) = (0.0f64, 0.0f64);
-    for (row, &l) in e.iter().zip(&y) {
-        own += row[l as usize] as f64;
-        other += row.iter().enumerate().filter(|(c, _)| *c != l as usize).map(|(_, v)| *v as f64).sum::<f64>() / 9.0;
-    }
-    let (own, other) = (own / 200.0, other / 200.0);
-    println!("held-out energies: own label {own:.4}, wrong labels {other:.4}");
-    assert!(other > own + 0.01, "wrong labels {other} not above the own label {own}");
+    let margin = |fraction: f64| {
+        let mut cfg = presets::load("digits").unwrap();
+        cfg.model = ModelConfig::DigitsNet(DigitsNetConfig { filters: 8, ..Default::default() });
+        cfg.train.wrong_label_negatives = fraction;
+        cfg.train.iterations = 200;
+        cfg.validate("test").unwrap();
+        let data = image::load_data(&cfg).unwrap();
+        let mut st = image::init_state(&cfg, &data, &dev).unwrap();
+        let chains = 64 - cfg.train.wrong_label_count();
+        for i in 0..cfg.train.iterations {
+            let s = image::iteration(&mut st, &data, &dev).unwrap();
+            assert!(s.loss.is_finite());
+            assert_eq!(st.replay.len(), (chains * (i as usize + 1)).min(cfg.replay.capacity), "chains only");
+        }
+        st.model.set_frozen(true);
+        st.model.refresh().unwrap();
+        let idx: Vec<usize> = (0..data.test.len()).collect();
+        let (x, y) = data.test.batch(&idx, None).unwrap();
+        let e = ebm_eval::classify::class_energies(&st.model, &x, 10).unwrap().to_vec2::<f32>().unwrap();
+        let y = y.to_vec1::<u32>().unwrap();
+        let per_image = e.iter().zip(&y).map(|(row, &l)| {
+            let own = row[l as usize] as f64;
+            row.iter().map(|&v| v as f64).sum::<f64>() / 9.0 - own * 10.0 / 9.0
+        });
+        per_image.sum::<f64>() / y.len() as f64
+    };
+    let (plain, relabelled) = (margin(0.0), margin(0.5));
+    println!("held-out mean E(x, wrong) - E(x, own): official negatives {plain:.4}, relabelled half {relabelled:.4}");
+    // measured (200 iterations, 8 filters): official 0.0054, relabelled 0.0324
+    assert!(relabelled > 0.02 && relabelled > 3.0 * plain.abs(), "relabelled {relabelled} vs official {plain}");
     // the fraction is checked: a whole batch of relabelled data would leave no chain
+    let mut cfg = presets::load("digits").unwrap();
     cfg.train.wrong_label_negatives = 0.999;
     assert!(cfg.validate("t").unwrap_err().to_string().contains("wrong_label_negatives"));
 }

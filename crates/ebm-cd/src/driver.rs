@@ -55,6 +55,53 @@ pub fn divergence(s: &IterStats, bound: f32) -> Option<String> {
     None
 }
 
+/// Watches the contrastive-divergence gap `E+ - E-` for the failure where the chains fall behind the model: the
+/// network separates its samples from the data and the gap drifts to the optimum of the loss for a perfect
+/// separation, `-ml_coeff / l2_coeff` (E+ = -ml / 2 l2, E- = +ml / 2 l2), where the samples no longer look like
+/// data. Training goes on (the model may still classify, and a user may want the checkpoint); the run says so once.
+#[derive(Debug, Clone)]
+pub struct ChainWatch {
+    /// The moving average of the gap, None before the first iteration (or when there is nothing to watch).
+    average: Option<f64>,
+    /// The average below which the chains count as behind (None: not a CD run, or no L2 term to set a scale).
+    threshold: Option<f64>,
+    warned: bool,
+}
+
+impl ChainWatch {
+    /// Weight of the newest iteration in the moving average (about the last 50 iterations).
+    const DECAY: f64 = 0.02;
+    /// The fraction of the way to the perfect-separation gap at which the run warns.
+    const FRACTION: f64 = 0.3;
+
+    pub fn new(tl: &TrainLoop) -> Self {
+        let cd = tl.objective == crate::config::Objective::Cd && tl.ml_coeff > 0.0 && tl.l2_coeff > 0.0;
+        let threshold = cd.then(|| -Self::FRACTION * tl.ml_coeff / tl.l2_coeff);
+        ChainWatch { average: None, threshold, warned: false }
+    }
+
+    /// Takes one iteration's statistics; returns the warning the first time the average crosses the threshold.
+    pub fn observe(&mut self, s: &IterStats, iteration: u64) -> Option<String> {
+        let threshold = self.threshold?;
+        let gap = (s.e_pos - s.e_neg) as f64;
+        let avg = match self.average {
+            None => gap,
+            Some(a) => a + Self::DECAY * (gap - a),
+        };
+        self.average = Some(avg);
+        if self.warned || avg >= threshold {
+            return None;
+        }
+        self.warned = true;
+        Some(format!(
+            "iteration {iteration}: the chains have fallen behind the model (E+ - E- averages {avg:.3}, the \
+             perfect-separation optimum is {:.3}); samples from now on are unlikely to look like data. Remedies: \
+             more sampler.steps, a lower train.adam.lr, spectral norm, or the last checkpoint before the drift",
+            threshold / Self::FRACTION
+        ))
+    }
+}
+
 /// Runs `t` until its schedule's iterations, checkpointing into `run`. On divergence the trainer goes back to
 /// the last checkpoint with the learning rate halved (at most `max_rollbacks` times); figures are drawn every
 /// `figure_every` iterations and at the end.
@@ -66,6 +113,7 @@ pub fn run<T: Trainer>(t: &mut T, run: &mut RunDir, mut hook: Option<Hook<T>>) -
     let total = t.schedule().iterations;
     let mut progress = Progress::new(total, t.done(), &t.label());
     let started = std::time::Instant::now();
+    let mut watch = ChainWatch::new(t.schedule());
     while t.done() < total {
         let t0 = std::time::Instant::now();
         let s = t.step()?;
@@ -99,6 +147,10 @@ pub fn run<T: Trainer>(t: &mut T, run: &mut RunDir, mut hook: Option<Hook<T>>) -
         }
         let secs = t0.elapsed().as_secs_f64();
         let done = t.done();
+        if let Some(w) = watch.observe(&s, done) {
+            tracing::warn!("{w}");
+            run.log(&serde_json::json!({"event": "chains_behind", "at": done, "message": w}))?;
+        }
         progress.tick(done, &format!("E+ {:.3} E- {:.3} loss {:.4}", s.e_pos, s.e_neg, s.loss));
         let tl = t.schedule().clone();
         if done % tl.log_every.max(1) == 0 || done == total {
@@ -118,4 +170,39 @@ pub fn run<T: Trainer>(t: &mut T, run: &mut RunDir, mut hook: Option<Hook<T>>) -
     t.save(&ckpt)?;
     t.save_models(run)?;
     t.figures(run)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats(e_pos: f32, e_neg: f32) -> IterStats {
+        IterStats { e_pos, e_neg, loss: 0.0, grad_norm: 1.0 }
+    }
+
+    #[test]
+    fn the_watch_warns_once_when_the_gap_drifts_to_separation_and_never_for_classifiers() {
+        let mut tl = crate::presets::load("digits").unwrap().train;
+        // a healthy run: the gap wanders around zero
+        let mut w = ChainWatch::new(&tl);
+        for i in 0..500 {
+            let g = if i % 2 == 0 { 0.05 } else { -0.05 };
+            assert_eq!(w.observe(&stats(g, 0.0), i), None, "iteration {i}");
+        }
+        // a run whose samples separate from the data: E+ -0.5, E- +0.5 (l2 = ml = 1: the optimum, gap -1)
+        let mut warnings = Vec::new();
+        for i in 500..800 {
+            warnings.extend(w.observe(&stats(-0.5, 0.5), i));
+        }
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("fallen behind"), "{}", warnings[0]);
+        // the average needs a few dozen iterations of drift: a single bad batch does not warn
+        let mut w = ChainWatch::new(&tl);
+        w.observe(&stats(0.0, 0.0), 0);
+        assert_eq!(w.observe(&stats(-0.5, 0.5), 1), None);
+        // a classifier's E+ / E- are the true and other classes' energies: their gap is negative by design
+        tl.objective = crate::config::Objective::Softmax;
+        let mut w = ChainWatch::new(&tl);
+        assert!((0..300).all(|i| w.observe(&stats(-3.0, 3.0), i).is_none()));
+    }
 }

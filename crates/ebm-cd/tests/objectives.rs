@@ -115,7 +115,7 @@ fn the_classifier_presets_load_and_say_what_they_train() {
         ("digits-hybrid", Objective::Cd, 0.1),
         ("digits-softmax", Objective::Softmax, 0.0),
         ("digits-adv", Objective::Adversarial, 0.0),
-        ("fashion-mnist-hybrid-cpu", Objective::Cd, 1.0),
+        ("fashion-mnist-hybrid-cpu", Objective::Cd, 0.1),
         ("fashion-mnist-softmax-cpu", Objective::Softmax, 0.0),
         ("fashion-mnist-adv-cpu", Objective::Adversarial, 0.0),
     ] {

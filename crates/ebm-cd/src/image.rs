@@ -195,6 +195,7 @@ fn classifier_iteration(st: &mut TrainState<u8>, x: &Tensor, y: &Tensor) -> Resu
                 steps: a.steps,
                 step_size: a.step_factor * a.eps / a.steps as f32,
                 random_start: true,
+                loss: ebm_eval::robust::AttackLoss::Ce,
             };
             st.model.set_frozen(true);
             let clf = ebm_eval::robust::EnergyClassifier { energy: &st.model, classes, refine: None };

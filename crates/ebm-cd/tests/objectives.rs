@@ -79,6 +79,7 @@ fn pgd_breaks_a_softmax_baseline_and_l2_stays_in_the_ball() {
         steps: 20,
         step_size: 2.5 * eps / 20.0,
         random_start: true,
+        loss: ebm_eval::robust::AttackLoss::Ce,
     };
     let adv = ebm_eval::robust::pgd(
         &clf,
@@ -90,7 +91,11 @@ fn pgd_breaks_a_softmax_baseline_and_l2_stays_in_the_ball() {
     )
     .unwrap();
     let attacked = acc(&adv);
-    println!("softmax baseline: clean {clean:.2}, L-inf eps 0.2 PGD {attacked:.2}");
+    let margin =
+        ebm_eval::robust::Pgd { loss: ebm_eval::robust::AttackLoss::Margin, ..pgd(ebm_eval::robust::Norm::Linf, 0.2) };
+    let by_margin = acc(&ebm_eval::robust::pgd(&clf, &x, &y, &margin, ebm_eval::robust::Through::Ignore, 1).unwrap());
+    println!("softmax baseline: clean {clean:.2}, L-inf eps 0.2 PGD {attacked:.2} (margin loss {by_margin:.2})");
+    assert!(by_margin <= clean - 0.4, "the margin attack found too few adversarial examples: {clean} -> {by_margin}");
     // measured (150 iterations, 8 filters): clean 0.64, attacked 0.00
     assert!(clean >= 0.5, "the baseline did not learn: {clean}");
     assert!(attacked <= clean - 0.4, "PGD found too few adversarial examples: {clean} -> {attacked}");

@@ -53,6 +53,28 @@ impl std::str::FromStr for Norm {
     }
 }
 
+/// What the attacker ascends: the cross-entropy of `softmax(-E(x, .))`, or the margin `E(x, y) - min_{c != y}
+/// E(x, c)` (Carlini and Wagner's), which does not depend on the scale of the energies: a classifier whose
+/// softmax is nearly flat or saturated cannot hide its gradient from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AttackLoss {
+    #[default]
+    Ce,
+    Margin,
+}
+
+impl std::str::FromStr for AttackLoss {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "ce" | "cross-entropy" => Ok(AttackLoss::Ce),
+            "margin" | "cw" => Ok(AttackLoss::Margin),
+            _ => Err(format!("unknown attack loss `{s}` (use ce or margin)")),
+        }
+    }
+}
+
 /// The Langevin refinement of each class copy before scoring (the paper's defence).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Refinement {
@@ -224,6 +246,7 @@ impl<E: Energy + ?Sized> EnergyClassifier<'_, E> {
         x: &Tensor,
         labels: &[u32],
         through: Through,
+        loss: AttackLoss,
         seed: u64,
     ) -> Result<(Tensor, Vec<f64>, Vec<u32>)> {
         let b = x.dims()[0];
@@ -262,12 +285,26 @@ impl<E: Energy + ?Sized> EnergyClassifier<'_, E> {
             let m = l.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let z: f64 = l.iter().map(|v| (v - m).exp()).sum();
             let p: Vec<f64> = l.iter().map(|v| (v - m).exp() / z).collect();
-            losses[i] = m + z.ln() - l[y];
             pred[i] = (0..self.classes).max_by(|&a, &c| l[a].total_cmp(&l[c])).unwrap_or(0) as u32;
-            let others: f64 = (0..self.classes).filter(|&c| c != y).map(|c| p[c]).sum();
-            for c in 0..self.classes {
-                // d CE / d x = sum_c (p_c - [c = y]) * d(-E_c)/dx = sum_c coef_c * grad E_c
-                coef[c][i] = if c == y { others as f32 } else { -(p[c] as f32) };
+            match loss {
+                AttackLoss::Ce => {
+                    losses[i] = m + z.ln() - l[y];
+                    let others: f64 = (0..self.classes).filter(|&c| c != y).map(|c| p[c]).sum();
+                    for c in 0..self.classes {
+                        // d CE / d x = sum_c (p_c - [c = y]) * d(-E_c)/dx = sum_c coef_c * grad E_c
+                        coef[c][i] = if c == y { others as f32 } else { -(p[c] as f32) };
+                    }
+                }
+                AttackLoss::Margin => {
+                    // the strongest other class: the lowest energy among c != y
+                    let rival = (0..self.classes).filter(|&c| c != y).max_by(|&a, &c| l[a].total_cmp(&l[c]));
+                    let rival = rival.unwrap_or(y);
+                    losses[i] = l[rival] - l[y];
+                    if rival != y {
+                        coef[y][i] = 1.0;
+                        coef[rival][i] = -1.0;
+                    }
+                }
             }
         }
         let mut total: Option<Tensor> = None;
@@ -303,6 +340,7 @@ pub struct Pgd {
     pub steps: usize,
     pub step_size: f32,
     pub random_start: bool,
+    pub loss: AttackLoss,
 }
 
 fn norms(d: &[f32], per: usize, norm: Norm) -> Vec<f64> {
@@ -381,7 +419,7 @@ pub fn pgd<E: Energy + ?Sized>(
                 // the mean gradient over independent draws of the refinement noise
                 let mut acc: Option<Tensor> = None;
                 for k in 0..samples as u64 {
-                    let (g, _, _) = clf.loss_grad(&xt, labels, through, step_seed ^ (k << 40))?;
+                    let (g, _, _) = clf.loss_grad(&xt, labels, through, p.loss, step_seed ^ (k << 40))?;
                     acc = Some(match acc {
                         None => g,
                         Some(a) => (a + g)?,
@@ -389,7 +427,7 @@ pub fn pgd<E: Energy + ?Sized>(
                 }
                 (acc.expect("samples > 1") / samples as f64)?
             }
-            _ => clf.loss_grad(&xt, labels, through, step_seed)?.0,
+            _ => clf.loss_grad(&xt, labels, through, p.loss, step_seed)?.0,
         };
         let g = g.flatten_all()?.to_vec1::<f32>()?;
         match p.norm {
@@ -442,6 +480,7 @@ pub fn robust_curve<E: Energy + ?Sized>(
     steps: usize,
     step_factor: f32,
     through: Through,
+    loss: AttackLoss,
     eval_seed: u64,
     attack_seed: u64,
     batch: usize,
@@ -453,7 +492,8 @@ pub fn robust_curve<E: Energy + ?Sized>(
     let mut still = vec![true; n];
     let mut out = Vec::new();
     for &e in &sorted {
-        let p = Pgd { norm, eps: e, steps, step_size: step_factor * e / steps.max(1) as f32, random_start: true };
+        let step_size = step_factor * e / steps.max(1) as f32;
+        let p = Pgd { norm, eps: e, steps, step_size, random_start: true, loss };
         let mut correct = vec![false; n];
         let mut max_pert = 0f64;
         let mut start = 0;
@@ -519,7 +559,7 @@ mod tests {
         let x = ((x - 0.5).unwrap() * 2.2).unwrap().affine(1.0, 0.5).unwrap().clamp(0f32, 1f32).unwrap();
         for norm in [Norm::Linf, Norm::L2] {
             for eps in [0.05f32, 0.3, 2.0] {
-                let p = Pgd { norm, eps, steps: 15, step_size: eps / 3.0, random_start: true };
+                let p = Pgd { norm, eps, steps: 15, step_size: eps / 3.0, random_start: true, loss: AttackLoss::Ce };
                 let adv = pgd(&clf, &x, &y, &p, Through::Ignore, 7).unwrap();
                 let a = adv.flatten_all().unwrap().to_vec1::<f32>().unwrap();
                 assert!(a.iter().all(|v| (0.0..=1.0).contains(v)), "left [0, 1]");
@@ -540,7 +580,8 @@ mod tests {
             (Norm::Linf, vec![0.0f32, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3]),
             (Norm::L2, vec![0.0, 0.2, 0.4, 0.6, 0.8, 1.0]),
         ] {
-            let curve = robust_curve(&clf, &x, &y, norm, &eps, 20, 2.5, Through::Ignore, 0, 1, 32).unwrap();
+            let curve =
+                robust_curve(&clf, &x, &y, norm, &eps, 20, 2.5, Through::Ignore, AttackLoss::Ce, 0, 1, 32).unwrap();
             assert_eq!(curve[0].accuracy, 1.0, "clean accuracy");
             assert_eq!(curve.last().unwrap().accuracy, 0.0, "{norm:?}: {curve:?}");
             for w in curve.windows(2) {
@@ -562,10 +603,10 @@ mod tests {
         let clf = EnergyClassifier { energy: &e, classes: 2, refine: Some(defended(5)) };
         let (x, y) = data(4, 3);
         let x = x.to_dtype(DType::F32).unwrap();
-        let (g, _, _) = clf.loss_grad(&x, &y, Through::Unroll { h: 1e-3 }, 0).unwrap();
+        let (g, _, _) = clf.loss_grad(&x, &y, Through::Unroll { h: 1e-3 }, AttackLoss::Ce, 0).unwrap();
         let g = g.to_vec2::<f32>().unwrap();
         let loss = |x: &Tensor| -> f64 {
-            let (_, l, _) = clf.loss_grad(x, &y, Through::Bpda, 0).unwrap();
+            let (_, l, _) = clf.loss_grad(x, &y, Through::Bpda, AttackLoss::Ce, 0).unwrap();
             l.iter().sum()
         };
         let xv = x.to_vec2::<f32>().unwrap();
@@ -585,6 +626,42 @@ mod tests {
     }
 
     #[test]
+    fn the_margin_loss_and_its_gradient_agree_with_finite_differences() {
+        // E(x, y) - min_{c != y} E(x, c) on the two-class quadratic: the gradient the attack follows is the
+        // derivative of the loss it reports, and the loss is positive exactly where the prediction is wrong
+        let e = quadratic(3.0);
+        let clf = EnergyClassifier { energy: &e, classes: 2, refine: None };
+        let (x, y) = data(6, 5);
+        let x = x.to_dtype(DType::F32).unwrap();
+        let (g, l0, pred) = clf.loss_grad(&x, &y, Through::Ignore, AttackLoss::Margin, 0).unwrap();
+        for ((l, p), t) in l0.iter().zip(&pred).zip(&y) {
+            assert_eq!(*l > 0.0, p != t, "margin {l}, predicted {p}, label {t}");
+        }
+        let g = g.to_vec2::<f32>().unwrap();
+        let loss = |x: &Tensor| -> f64 {
+            let (_, l, _) = clf.loss_grad(x, &y, Through::Ignore, AttackLoss::Margin, 0).unwrap();
+            l.iter().sum()
+        };
+        let xv = x.to_vec2::<f32>().unwrap();
+        let h = 1e-3f32;
+        for i in 0..6 {
+            for j in 0..8 {
+                let (mut p, mut m) = (xv.clone(), xv.clone());
+                p[i][j] += h;
+                m[i][j] -= h;
+                let t = |v: Vec<Vec<f32>>| Tensor::new(v, &Device::Cpu).unwrap();
+                let fd = (loss(&t(p)) - loss(&t(m))) / (2.0 * h as f64);
+                let tol = 2e-3 * fd.abs().max(1e-2);
+                assert!(
+                    (g[i][j] as f64 - fd).abs() < tol,
+                    "({i},{j}): margin gradient {} vs finite difference {fd}",
+                    g[i][j]
+                );
+            }
+        }
+    }
+
+    #[test]
     fn attacks_through_the_refinement_are_at_least_as_strong() {
         // Unrefined, the stiff coordinates dominate the energy gap and its gradient; refined, they barely count.
         // The official attack follows the unrefined gradient (into the stiff coordinates) and leaves the defended
@@ -593,7 +670,9 @@ mod tests {
         let clf = EnergyClassifier { energy: &e, classes: 2, refine: Some(defended(10)) };
         let (x, y) = data(40, 4);
         let eps = [0.0f32, 0.8];
-        let run = |t: Through| robust_curve(&clf, &x, &y, Norm::L2, &eps, 20, 2.5, t, 0, 9, 40).unwrap()[1].accuracy;
+        let run = |t: Through| {
+            robust_curve(&clf, &x, &y, Norm::L2, &eps, 20, 2.5, t, AttackLoss::Ce, 0, 9, 40).unwrap()[1].accuracy
+        };
         let ignore = run(Through::Ignore);
         let bpda = run(Through::Bpda);
         let unroll = run(Through::Unroll { h: 1e-3 });

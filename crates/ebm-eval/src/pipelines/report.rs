@@ -81,6 +81,7 @@ pub fn run(s: &Subject, set: &Settings, device: &Device) -> Result<(Report, Stri
             refine_steps: set.refine_steps,
             refine_radius: 8.0 / 255.0,
             modes: vec![Through::Ignore, Through::Bpda],
+            loss: crate::robust::AttackLoss::Ce,
         };
         Some(robust::run(s, &r, device)?)
     } else {

@@ -3,7 +3,7 @@
 
 use super::{secs, subset, Setup, Subject};
 use crate::error::{ensure, Result};
-use crate::robust::{robust_curve, EnergyClassifier, Norm, Refinement, Through};
+use crate::robust::{robust_curve, AttackLoss, EnergyClassifier, Norm, Refinement, Through};
 use candle_core::Device;
 use ebm_data::Split;
 use serde::Serialize;
@@ -30,6 +30,8 @@ pub struct Settings {
     pub refine_radius: f32,
     /// How the attacks on the defended classifier differentiate it.
     pub modes: Vec<Through>,
+    /// What the attacker ascends.
+    pub loss: AttackLoss,
 }
 
 /// The name of a way of attacking through the refinement: `ignore`, `bpda` or `unroll`.
@@ -61,6 +63,7 @@ pub struct RobustReport {
     pub what: &'static str,
     pub setup: Setup,
     pub norm: Norm,
+    pub loss: AttackLoss,
     pub steps: usize,
     pub step_size: String,
     pub images: usize,
@@ -98,6 +101,7 @@ pub fn run(s: &Subject, r: &Settings, device: &Device) -> Result<RobustReport> {
             r.steps,
             r.step_factor,
             through,
+            r.loss,
             s.seed ^ ATTACK_SEED,
             s.seed ^ REFINE_SEED,
             100,
@@ -119,6 +123,7 @@ pub fn run(s: &Subject, r: &Settings, device: &Device) -> Result<RobustReport> {
         what: "accuracy under PGD, projected onto the eps-ball around the clean input and [0, 1], random start",
         setup: s.setup(),
         norm: r.norm,
+        loss: r.loss,
         steps: r.steps,
         step_size: format!("{} * eps / steps", r.step_factor),
         images: y.len(),

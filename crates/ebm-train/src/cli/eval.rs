@@ -94,6 +94,10 @@ enum EvalCommand {
         refine_steps: usize,
         #[arg(long, default_value_t = 8.0 / 255.0)]
         refine_radius: f32,
+        /// What the attacker ascends: ce (the cross-entropy of softmax(-E)) or margin (E(x, y) - min_{c != y}
+        /// E(x, c), which no scale of the energies can flatten).
+        #[arg(long, default_value = "ce")]
+        loss: ebm_eval::robust::AttackLoss,
         /// How the attacks on the defended classifier differentiate it: ignore (official), bpda, eot (BPDA averaged
         /// over --eot draws of the refinement noise), unroll.
         #[arg(long, value_delimiter = ',', default_value = "ignore,bpda")]
@@ -308,13 +312,15 @@ pub fn run(a: EvalArgs, device: &Device) -> anyhow::Result<()> {
             limit,
             refine_steps,
             refine_radius,
+            loss,
             through,
             unroll_h,
             eot,
         } => {
             let s = common.open(device)?;
             let modes = through.iter().map(|t| parse_through(t, unroll_h, eot)).collect::<anyhow::Result<Vec<_>>>()?;
-            let set = robust::Settings { norm, eps, steps, step_factor, limit, refine_steps, refine_radius, modes };
+            let set =
+                robust::Settings { norm, eps, steps, step_factor, limit, refine_steps, refine_radius, modes, loss };
             let r = robust::run(&s, &set, device)?;
             for c in &r.curves {
                 println!("{}: {}", c.name, serde_json::to_string(&c.accuracy)?);

@@ -597,6 +597,24 @@ mod tests {
         Refinement { steps, step_size: 0.009, noise_std: 0.0, clip: Clip::None, radius: 1.0 }
     }
 
+    /// Checks the `[B, D]` gradient `g` entry by entry against central differences of `loss` around `x`.
+    fn assert_matches_differences(g: &Tensor, x: &Tensor, loss: impl Fn(&Tensor) -> f64, what: &str) {
+        let g = g.to_vec2::<f32>().unwrap();
+        let xv = x.to_vec2::<f32>().unwrap();
+        let h = 1e-3f32;
+        for i in 0..xv.len() {
+            for j in 0..xv[i].len() {
+                let (mut p, mut m) = (xv.clone(), xv.clone());
+                p[i][j] += h;
+                m[i][j] -= h;
+                let t = |v: Vec<Vec<f32>>| Tensor::new(v, &Device::Cpu).unwrap();
+                let fd = (loss(&t(p)) - loss(&t(m))) / (2.0 * h as f64);
+                let tol = 2e-3 * fd.abs().max(1e-2);
+                assert!((g[i][j] as f64 - fd).abs() < tol, "({i},{j}): {what} {} vs finite difference {fd}", g[i][j]);
+            }
+        }
+    }
+
     #[test]
     fn unrolled_gradient_matches_finite_differences_of_the_refined_loss() {
         let e = quadratic(30.0);
@@ -604,25 +622,11 @@ mod tests {
         let (x, y) = data(4, 3);
         let x = x.to_dtype(DType::F32).unwrap();
         let (g, _, _) = clf.loss_grad(&x, &y, Through::Unroll { h: 1e-3 }, AttackLoss::Ce, 0).unwrap();
-        let g = g.to_vec2::<f32>().unwrap();
         let loss = |x: &Tensor| -> f64 {
             let (_, l, _) = clf.loss_grad(x, &y, Through::Bpda, AttackLoss::Ce, 0).unwrap();
             l.iter().sum()
         };
-        let xv = x.to_vec2::<f32>().unwrap();
-        let h = 1e-3f32;
-        for i in 0..4 {
-            for j in 0..8 {
-                let mut p = xv.clone();
-                let mut m = xv.clone();
-                p[i][j] += h;
-                m[i][j] -= h;
-                let t = |v: Vec<Vec<f32>>| Tensor::new(v, &Device::Cpu).unwrap();
-                let fd = (loss(&t(p)) - loss(&t(m))) / (2.0 * h as f64);
-                let tol = 2e-3 * fd.abs().max(1e-2);
-                assert!((g[i][j] as f64 - fd).abs() < tol, "({i},{j}): unrolled {} vs finite difference {fd}", g[i][j]);
-            }
-        }
+        assert_matches_differences(&g, &x, loss, "unrolled");
     }
 
     #[test]
@@ -637,28 +641,11 @@ mod tests {
         for ((l, p), t) in l0.iter().zip(&pred).zip(&y) {
             assert_eq!(*l > 0.0, p != t, "margin {l}, predicted {p}, label {t}");
         }
-        let g = g.to_vec2::<f32>().unwrap();
         let loss = |x: &Tensor| -> f64 {
             let (_, l, _) = clf.loss_grad(x, &y, Through::Ignore, AttackLoss::Margin, 0).unwrap();
             l.iter().sum()
         };
-        let xv = x.to_vec2::<f32>().unwrap();
-        let h = 1e-3f32;
-        for i in 0..6 {
-            for j in 0..8 {
-                let (mut p, mut m) = (xv.clone(), xv.clone());
-                p[i][j] += h;
-                m[i][j] -= h;
-                let t = |v: Vec<Vec<f32>>| Tensor::new(v, &Device::Cpu).unwrap();
-                let fd = (loss(&t(p)) - loss(&t(m))) / (2.0 * h as f64);
-                let tol = 2e-3 * fd.abs().max(1e-2);
-                assert!(
-                    (g[i][j] as f64 - fd).abs() < tol,
-                    "({i},{j}): margin gradient {} vs finite difference {fd}",
-                    g[i][j]
-                );
-            }
-        }
+        assert_matches_differences(&g, &x, loss, "margin gradient");
     }
 
     #[test]

@@ -214,17 +214,6 @@ pub enum ClipKind {
     L2,
 }
 
-impl ClipKind {
-    /// The sampler's gradient limit of this kind with bound `value`.
-    pub fn with(self, value: f32) -> Clip {
-        match self {
-            ClipKind::None => Clip::None,
-            ClipKind::Elementwise => Clip::Elementwise(value),
-            ClipKind::L2 => Clip::SampleL2(value),
-        }
-    }
-}
-
 /// Order of noise and gradient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -233,15 +222,6 @@ pub enum Order {
     #[default]
     Official,
     Textbook,
-}
-
-impl From<Order> for NoiseOrder {
-    fn from(o: Order) -> Self {
-        match o {
-            Order::Official => NoiseOrder::NoiseFirst,
-            Order::Textbook => NoiseOrder::Textbook,
-        }
-    }
 }
 
 /// The Langevin sampler used for negatives (and, with `eval_steps`, for fresh samples).
@@ -275,9 +255,16 @@ impl SamplerConfig {
     pub fn langevin(&self, steps: usize) -> Langevin {
         let mut l = Langevin::ula(self.step_size, steps);
         l.noise_std = self.noise_std;
-        l.clip = self.clip.with(self.clip_value);
+        l.clip = match self.clip {
+            ClipKind::None => Clip::None,
+            ClipKind::Elementwise => Clip::Elementwise(self.clip_value),
+            ClipKind::L2 => Clip::SampleL2(self.clip_value),
+        };
         l.clamp = self.clamp.map(|[a, b]| (a, b));
-        l.order = self.order.into();
+        l.order = match self.order {
+            Order::Official => NoiseOrder::NoiseFirst,
+            Order::Textbook => NoiseOrder::Textbook,
+        };
         l.temperature = self.temperature;
         l
     }

@@ -38,10 +38,18 @@ pub fn negatives(
     Ok(chain?.x)
 }
 
-/// The mean cross-entropy of `softmax(-E(x, .))` against the labels `y` (`[B]`, integers below `classes`): the
-/// conditional energies read as logits (JEM's `p(y | x)`). Differentiable in the energy's parameters.
-pub fn cross_entropy<E: Energy + ?Sized>(energy: &E, x: &Tensor, y: &Tensor, classes: usize) -> Result<Tensor> {
-    cross_entropy_of(&ebm_eval::classify::class_energies(energy, x, classes)?, y)
+/// The mean cross-entropy of `softmax(-E(x, .) / temperature)` against the labels `y` (`[B]`, integers below
+/// `classes`): the conditional energies read as logits (JEM's `p(y | x)` at temperature 1; the hybrid's
+/// `train.classify_temperature`). Differentiable in the energy's parameters.
+pub fn cross_entropy<E: Energy + ?Sized>(
+    energy: &E,
+    x: &Tensor,
+    y: &Tensor,
+    classes: usize,
+    temperature: f64,
+) -> Result<Tensor> {
+    let e = ebm_eval::classify::class_energies(energy, x, classes)?;
+    cross_entropy_of(&(e / temperature)?, y)
 }
 
 /// The mean cross-entropy of `softmax(-energies)` (`[B, C]`) against the labels `y` (`[B]`).

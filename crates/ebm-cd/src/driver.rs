@@ -63,8 +63,8 @@ pub fn divergence(s: &IterStats, bound: f32) -> Option<String> {
 pub struct ChainWatch {
     /// The moving average of the gap, None before the first iteration (or when there is nothing to watch).
     average: Option<f64>,
-    /// The average below which the chains count as behind (None: not a CD run, or no L2 term to set a scale).
-    threshold: Option<f64>,
+    /// The gap of a perfect separation, `-ml / l2` (None: not a CD run, or no L2 term to set a scale).
+    optimum: Option<f64>,
     warned: bool,
 }
 
@@ -76,28 +76,26 @@ impl ChainWatch {
 
     pub fn new(tl: &TrainLoop) -> Self {
         let cd = tl.objective == crate::config::Objective::Cd && tl.ml_coeff > 0.0 && tl.l2_coeff > 0.0;
-        let threshold = cd.then(|| -Self::FRACTION * tl.ml_coeff / tl.l2_coeff);
-        ChainWatch { average: None, threshold, warned: false }
+        ChainWatch { average: None, optimum: cd.then(|| -tl.ml_coeff / tl.l2_coeff), warned: false }
     }
 
     /// Takes one iteration's statistics; returns the warning the first time the average crosses the threshold.
     pub fn observe(&mut self, s: &IterStats, iteration: u64) -> Option<String> {
-        let threshold = self.threshold?;
+        let optimum = self.optimum?;
         let gap = (s.e_pos - s.e_neg) as f64;
         let avg = match self.average {
             None => gap,
             Some(a) => a + Self::DECAY * (gap - a),
         };
         self.average = Some(avg);
-        if self.warned || avg >= threshold {
+        if self.warned || avg >= Self::FRACTION * optimum {
             return None;
         }
         self.warned = true;
         Some(format!(
             "iteration {iteration}: the chains have fallen behind the model (E+ - E- averages {avg:.3}, the \
-             perfect-separation optimum is {:.3}); samples from now on are unlikely to look like data. Remedies: \
-             more sampler.steps, a lower train.adam.lr, spectral norm, or the last checkpoint before the drift",
-            threshold / Self::FRACTION
+             perfect-separation optimum is {optimum:.3}); samples from now on are unlikely to look like data. Remedies: \
+             more sampler.steps, a lower train.adam.lr, spectral norm, or the last checkpoint before the drift"
         ))
     }
 }

@@ -1,7 +1,7 @@
 //! Training image EBMs: the IGEBM recipe as the official code runs it (igebm-reference section 1), with a replay
 //! buffer that keeps labels (one-hot classes or continuous factors), and divergence rollback.
 
-use crate::cd::{cross_entropy_of, negatives, update, IterStats};
+use crate::cd::{cross_entropy, negatives, update, IterStats};
 use crate::config::{DataConfig, Objective, RunConfig};
 use crate::error::{Context, Result};
 use crate::run_dir::RunDir;
@@ -9,7 +9,6 @@ use crate::state::{base_lr, SingleModel, StateHook, TrainState};
 use crate::{bail, ensure};
 use candle_core::{Device, Tensor};
 use ebm_data::{Batches, ImageData, ImageSet};
-use ebm_eval::classify::class_energies;
 use ebm_kernels::Rng;
 use ebm_models::EnergyNet;
 use ebm_replay::{Codec, Policy, ReplayBuffer};
@@ -155,8 +154,8 @@ pub fn iteration(st: &mut TrainState<u8>, data: &ImageData, device: &Device) -> 
         let ce = if classify > 0.0 {
             let x_ce = ebm_data::augment::random_shift(&x_pos, cfg.train.classify_shift, &mut st.rng)?;
             let x_ce = ebm_data::augment::gaussian_noise(&x_ce, cfg.train.classify_noise, &mut st.rng)?;
-            let e = (class_energies(&st.model, &x_ce, classes)? / cfg.train.classify_temperature)?;
-            Some((cross_entropy_of(&e, &y_pos.to_device(device)?)? * classify)?)
+            let y = y_pos.to_device(device)?;
+            Some((cross_entropy(&st.model, &x_ce, &y, classes, cfg.train.classify_temperature)? * classify)?)
         } else {
             None
         };

@@ -29,7 +29,7 @@ fn the_cross_entropy_is_the_log_softmax_of_minus_e_and_its_gradient_is_right() {
         })
         .sum::<f64>()
         / 4.0;
-    let ce = cross_entropy(&net, &x, &y, 10).unwrap();
+    let ce = cross_entropy(&net, &x, &y, 10, 1.0).unwrap();
     let got = ce.to_scalar::<f64>().unwrap();
     assert!((got - want).abs() < 1e-12 * want.abs().max(1.0), "{got} vs {want}");
     // the gradient of one weight entry against central differences (the normalised weights recomputed each time)
@@ -44,7 +44,7 @@ fn the_cross_entropy_is_the_log_softmax_of_minus_e_and_its_gradient_is_right() {
         w[k] += d;
         var.set(&Tensor::from_vec(w, var.dims(), &dev).unwrap()).unwrap();
         net.normalise(false).unwrap();
-        cross_entropy(&net, &x, &y, 10).unwrap().to_scalar::<f64>().unwrap()
+        cross_entropy(&net, &x, &y, 10, 1.0).unwrap().to_scalar::<f64>().unwrap()
     };
     for k in [0usize, 7, 13] {
         let fd = (ce_at(k, h) - ce_at(k, -h)) / (2.0 * h);
@@ -173,9 +173,10 @@ fn relabelled_negatives_take_the_place_of_chains_and_raise_wrong_label_energies(
         let (x, y) = data.test.batch(&idx, None).unwrap();
         let e = ebm_eval::classify::class_energies(&st.model, &x, 10).unwrap().to_vec2::<f32>().unwrap();
         let y = y.to_vec1::<u32>().unwrap();
+        // the mean of the nine wrong labels' energies minus the own label's
         let per_image = e.iter().zip(&y).map(|(row, &l)| {
             let own = row[l as usize] as f64;
-            row.iter().map(|&v| v as f64).sum::<f64>() / 9.0 - own * 10.0 / 9.0
+            (row.iter().map(|&v| v as f64).sum::<f64>() - own) / 9.0 - own
         });
         per_image.sum::<f64>() / y.len() as f64
     };

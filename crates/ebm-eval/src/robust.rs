@@ -282,12 +282,12 @@ impl<E: Energy + ?Sized> EnergyClassifier<'_, E> {
                 candle_core::bail!("label {y} at position {i} is outside 0..{}", self.classes);
             }
             let l: Vec<f64> = (0..self.classes).map(|c| -energies[c][i]).collect();
-            let m = l.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let z: f64 = l.iter().map(|v| (v - m).exp()).sum();
-            let p: Vec<f64> = l.iter().map(|v| (v - m).exp() / z).collect();
             pred[i] = (0..self.classes).max_by(|&a, &c| l[a].total_cmp(&l[c])).unwrap_or(0) as u32;
             match loss {
                 AttackLoss::Ce => {
+                    let m = l.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    let z: f64 = l.iter().map(|v| (v - m).exp()).sum();
+                    let p: Vec<f64> = l.iter().map(|v| (v - m).exp() / z).collect();
                     losses[i] = m + z.ln() - l[y];
                     let others: f64 = (0..self.classes).filter(|&c| c != y).map(|c| p[c]).sum();
                     for c in 0..self.classes {

@@ -59,6 +59,8 @@ pub fn divergence(s: &IterStats, bound: f32) -> Option<String> {
 /// network separates its samples from the data and the gap drifts to the optimum of the loss for a perfect
 /// separation, `-ml_coeff / l2_coeff` (E+ = -ml / 2 l2, E- = +ml / 2 l2), where the samples no longer look like
 /// data. Training goes on (the model may still classify, and a user may want the checkpoint); the run says so once.
+/// With `train.wrong_label_negatives` the E- it reads also averages relabelled data, whose energies the loss
+/// raises on purpose, so there it warns early.
 #[derive(Debug, Clone)]
 pub struct ChainWatch {
     /// The moving average of the gap, None before the first iteration (or when there is nothing to watch).

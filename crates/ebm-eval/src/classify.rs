@@ -3,8 +3,12 @@
 use candle_core::{Result, Tensor};
 use ebm_sampler::Energy;
 
-/// Energies `[B, classes]` of every image under every class (one-hot conditions).
+/// Energies `[B, classes]` of every image under every class: one pass for a model with a logit head, otherwise
+/// one pass per class under one-hot conditions.
 pub fn class_energies<E: Energy + ?Sized>(model: &E, x: &Tensor, classes: usize) -> Result<Tensor> {
+    if let Some(e) = model.class_energies_at_once(x, classes) {
+        return e;
+    }
     let b = x.dims()[0];
     let mut cols = Vec::with_capacity(classes);
     for c in 0..classes {

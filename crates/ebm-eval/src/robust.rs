@@ -29,7 +29,7 @@
 //! The attacker's refinement noise is drawn from seeds other than the defender's, which is realistic (the
 //! defender's randomness is not known in advance); evaluation always uses the defender's seed.
 
-use candle_core::{DType, Device, Result, Tensor};
+use candle_core::{DType, Device, Result, Tensor, Var};
 use ebm_kernels::{Clip, Rng};
 use ebm_sampler::Energy;
 use serde::Serialize;
@@ -239,6 +239,15 @@ impl<E: Energy + ?Sized> EnergyClassifier<'_, E> {
         d.broadcast_mul(&per_sample(&norms, w)?)
     }
 
+    /// `x` as a variable and its energies `[B, classes]` from one pass, for a model whose classes share one.
+    fn shared_pass(&self, x: &Tensor) -> Result<Option<(Var, Tensor)>> {
+        let v = Var::from_tensor(&x.detach())?;
+        Ok(match self.energy.class_energies_at_once(v.as_tensor(), self.classes) {
+            Some(e) => Some((v, e?)),
+            None => None,
+        })
+    }
+
     /// The gradient of the summed cross-entropy `sum_i CE(softmax(-E(x~_i, .)), y_i)` with respect to `x`, the
     /// per-sample losses, and the predictions at `x` (of the classifier the gradient describes).
     pub fn loss_grad(
@@ -261,7 +270,18 @@ impl<E: Energy + ?Sized> EnergyClassifier<'_, E> {
         let mut energies = Vec::with_capacity(self.classes);
         let mut grads = Vec::with_capacity(self.classes);
         let mut traces = Vec::with_capacity(self.classes);
+        // a logit-head model scores every class in one pass: one backward pass of the weighted energies below
+        let shared = match refine {
+            None => self.shared_pass(x)?,
+            Some(_) => None,
+        };
+        if let Some((_, e)) = &shared {
+            energies = e.t()?.to_dtype(DType::F64)?.to_vec2::<f64>()?;
+        }
         for c in 0..self.classes {
+            if shared.is_some() {
+                break;
+            }
             let (xc, tr) = match &refine {
                 Some(r) => self.refine_class(x, c, r, seed, keep)?,
                 None => (x.clone(), vec![]),
@@ -306,6 +326,16 @@ impl<E: Energy + ?Sized> EnergyClassifier<'_, E> {
                     }
                 }
             }
+        }
+        if let Some((v, e)) = shared {
+            let flat: Vec<f32> = coef.concat();
+            let w = Tensor::from_vec(flat, (self.classes, b), x.device())?.t()?.to_dtype(e.dtype())?;
+            let grads = (e * w)?.sum_all()?.backward()?;
+            let g = match grads.get(v.as_tensor()) {
+                Some(g) => g.to_dtype(DType::F32)?,
+                None => x.zeros_like()?.to_dtype(DType::F32)?,
+            };
+            return Ok((g, losses, pred));
         }
         let mut total: Option<Tensor> = None;
         for c in 0..self.classes {

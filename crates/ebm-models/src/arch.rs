@@ -23,6 +23,12 @@ pub trait Architecture: Send + Sync {
     ) -> Option<Result<(Tensor, Tensor)>> {
         None
     }
+
+    /// Energies `[B, classes]` under every class from one pass, for networks whose classes share it (a logit
+    /// head). `None`: one conditioned [`Architecture::forward`] per class.
+    fn class_energies(&self, _w: &Weights, _x: &Tensor) -> Option<Result<Tensor>> {
+        None
+    }
 }
 
 /// The weights a forward pass sees: the spectrally normalised ones where normalisation applies, the raw

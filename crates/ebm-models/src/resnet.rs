@@ -31,8 +31,10 @@ pub struct ResNetPlan {
     /// The activation before the global sum.
     pub head_act: Activation,
     pub fc5: DenseLayer,
-    /// Length of the condition (number of classes), 0 = unconditional.
+    /// Length of the condition (number of classes) the blocks take, 0 = unconditional blocks.
     pub cond_dim: usize,
+    /// Outputs of a logit head (`fc5` C -> logits, `E(x, y) = -logit_y(x)`); 0 = the energy head (C -> 1).
+    pub logits: usize,
     /// The `classes` argument the official code passes to every residual conv (1 = vectors).
     pub official_classes: usize,
     /// Blocks the official code creates but this configuration does not run (replaced by attention).
@@ -68,6 +70,7 @@ impl ResNetPlan {
             head_act,
             fc5: DenseLayer::new("fc5", head_in, 1, false),
             cond_dim,
+            logits: 0,
             official_classes: cond_dim.max(1),
             unused_blocks: Vec::new(),
             unused_attention: None,
@@ -335,6 +338,8 @@ impl ResNetPlan {
     /// res_4 2F->2F
     /// act -> sum over HxW -> fc5 2F->1
     /// ```
+    ///
+    /// With `logit_head` the blocks are unconditional and `fc5` is 2F -> classes.
     pub fn cond_mnist(c: &crate::config::CondMnistNetConfig) -> Self {
         let (f, sn, act) = (c.filters, c.spectral_norm, c.activation);
         let stem = ConvLayer::plain("c1_pre", 3, 1, f, 1, sn).with_act(act);
@@ -344,13 +349,26 @@ impl ResNetPlan {
             ("res_3", 2 * f, 2 * f, false),
             ("res_4", 2 * f, 2 * f, false),
         ];
-        Self::new(stem, &blocks, |_| act, act, c.classes, sn).attention(
+        let block_cond = if c.logit_head { 0 } else { c.classes };
+        let plan = Self::new(stem, &blocks, |_| act, act, block_cond, sn).attention(
             c.attention,
             "res_2",
             false,
             AttentionLayer::new(2 * f, f.max(1), sn),
             false,
-        )
+        );
+        if c.logit_head {
+            plan.logit_head(c.classes)
+        } else {
+            plan
+        }
+    }
+
+    /// Replaces the energy head by a `classes`-logit one.
+    fn logit_head(mut self, classes: usize) -> Self {
+        self.fc5 = DenseLayer::new("fc5", self.fc5.inp, classes, false);
+        self.logits = classes;
+        self
     }
 
     /// The variables the official code would create for this network (see [`crate::official`]).
@@ -396,8 +414,9 @@ pub struct ResNet {
     pub plan: ResNetPlan,
 }
 
-impl Architecture for ResNet {
-    fn forward(&self, w: &Weights, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
+impl ResNet {
+    /// The output layer's values: `[B, 1]` energies, or `[B, logits]` logits.
+    fn head(&self, w: &Weights, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
         let p = &self.plan;
         let mut h = p.stem.forward(w, x, None)?;
         for s in &p.stages {
@@ -407,6 +426,23 @@ impl Architecture for ResNet {
             };
         }
         let h = ops::global_sum(&activate(&h, p.head_act)?)?;
-        p.fc5.forward(w, &h)?.squeeze(1)
+        p.fc5.forward(w, &h)
+    }
+}
+
+impl Architecture for ResNet {
+    fn forward(&self, w: &Weights, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
+        if self.plan.logits == 0 {
+            return self.head(w, x, cond)?.squeeze(1);
+        }
+        let Some(cond) = cond else {
+            candle_core::bail!("a logit-head network scores a class: pass a condition");
+        };
+        // E(x, y) = -sum_c y_c logit_c(x): the negated logit of a one-hot class
+        self.head(w, x, None)?.mul(cond)?.sum(1)?.neg()
+    }
+
+    fn class_energies(&self, w: &Weights, x: &Tensor) -> Option<Result<Tensor>> {
+        (self.plan.logits > 0).then(|| self.head(w, x, None)?.neg())
     }
 }

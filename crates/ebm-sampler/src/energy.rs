@@ -15,6 +15,13 @@ pub trait Energy {
     fn energy_and_grad(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<(Tensor, Tensor)> {
         autograd_energy_and_grad(self, x, cond)
     }
+
+    /// The energies `[B, classes]` of every input under every class from a single pass, for a model whose
+    /// classes share one (a network with a logit head, `E(x, y) = -logit_y(x)`). `None`: the classes need one
+    /// conditioned pass each, which the caller then runs.
+    fn class_energies_at_once(&self, _x: &Tensor, _classes: usize) -> Option<Result<Tensor>> {
+        None
+    }
 }
 
 /// The input gradient by candle's autograd, for any [`Energy`].
@@ -64,5 +71,8 @@ impl<E: Energy + ?Sized> Energy for std::sync::Arc<E> {
     }
     fn energy_and_grad(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<(Tensor, Tensor)> {
         (**self).energy_and_grad(x, cond)
+    }
+    fn class_energies_at_once(&self, x: &Tensor, classes: usize) -> Option<Result<Tensor>> {
+        (**self).class_energies_at_once(x, classes)
     }
 }

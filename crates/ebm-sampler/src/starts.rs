@@ -152,4 +152,7 @@ impl<E: Energy + ?Sized> Energy for Borrowed<'_, E> {
     fn energy_and_grad(&self, x: &Tensor, cond: Option<&Tensor>) -> Result<(Tensor, Tensor)> {
         self.0.energy_and_grad(x, cond)
     }
+    fn class_energies_at_once(&self, x: &Tensor, classes: usize) -> Option<Result<Tensor>> {
+        self.0.class_energies_at_once(x, classes)
+    }
 }

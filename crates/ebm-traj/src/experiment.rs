@@ -2,6 +2,7 @@
 //! generate futures from held-out starts, judge and measure them against the simulator's own, and write
 //! `trajectories.json`, the figure and the models into a run folder.
 
+use crate::feasible::{FeasibilityEnergy, WithFeasibility};
 use crate::futures::{diversity, energy_futures, nearest_real, predictor_futures, real_futures, Futures};
 use crate::generate::{generate, GenConfig, Trajectories};
 use crate::judge::{Judge, ViolationRates};
@@ -27,6 +28,10 @@ pub struct EvalConfig {
     pub futures: usize,
     /// Steps per future (the issue: 80).
     pub horizon: usize,
+    /// Weight of the hand-written feasibility energy ([`crate::feasible`]) in a second set of EBM futures,
+    /// `ebm_feasible`, sampled from the learned energy plus it; 0 skips them.
+    #[serde(default)]
+    pub feasibility_weight: f64,
 }
 
 /// A trajectory experiment's config (a preset or a TOML file).
@@ -65,6 +70,9 @@ impl TrajConfig {
         }
         if e.futures < 2 || e.futures > 1024 || e.horizon == 0 || e.horizon > 10_000 {
             return Err(format!("eval: futures must be in 2..=1024 and horizon in 1..=10000, got {e:?}"));
+        }
+        if !(e.feasibility_weight.is_finite() && e.feasibility_weight >= 0.0) {
+            return Err(format!("eval.feasibility_weight must be finite and >= 0, got {}", e.feasibility_weight));
         }
         Ok(())
     }
@@ -169,8 +177,31 @@ fn run_in(cfg: &TrajConfig, dir: &mut RunDir) -> Result<Report> {
     let fcf = predictor_futures(&fc, &norm, &starts, e.futures, e.horizon, cfg.seed)?;
     let gsf = predictor_futures(&gauss, &norm, &starts, e.futures, e.horizon, cfg.seed)?;
     seconds.insert("futures".into(), t.elapsed().as_secs_f64());
+    let feasible = if e.feasibility_weight > 0.0 {
+        let t = Instant::now();
+        let feas = FeasibilityEnergy::new(norm.clone(), cfg.data.scene, e.feasibility_weight);
+        let both = WithFeasibility { learned: &energy, feasibility: &feas };
+        let f = energy_futures(
+            &both,
+            &norm,
+            &cfg.ebm.sampler(),
+            cfg.ebm.init_std,
+            &starts,
+            e.futures,
+            e.horizon,
+            cfg.seed,
+        )?;
+        seconds.insert("futures_feasible".into(), t.elapsed().as_secs_f64());
+        Some(f)
+    } else {
+        None
+    };
+    let mut sources = vec![("ebm", &ebm), ("fc", &fcf), ("gauss", &gsf), ("real", &real)];
+    if let Some(f) = &feasible {
+        sources.insert(1, ("ebm_feasible", f));
+    }
 
-    let report = measure(cfg, &data, &[("ebm", &ebm), ("fc", &fcf), ("gauss", &gsf), ("real", &real)], seconds, {
+    let report = measure(cfg, &data, &sources, seconds, {
         let mut m = BTreeMap::new();
         m.insert("test_mse_fc".to_string(), predictor_loss(&fc, &test)? as f64);
         m.insert("test_nll_gauss".to_string(), predictor_loss(&gauss, &test)? as f64);
@@ -178,7 +209,10 @@ fn run_in(cfg: &TrajConfig, dir: &mut RunDir) -> Result<Report> {
     })?;
     let json = serde_json::to_string_pretty(&report_json(&report)).expect("figures serialise");
     dir.write_text("trajectories.json", &format!("{json}\n"))?;
-    let rows = [("simulator", &real), ("EBM", &ebm), ("Gaussian", &gsf), ("FC", &fcf)];
+    let mut rows = vec![("simulator", &real), ("EBM", &ebm), ("Gaussian", &gsf), ("FC", &fcf)];
+    if let Some(f) = &feasible {
+        rows.insert(2, ("EBM + feasibility", f));
+    }
     let fig = crate::figure::futures_figure(&cfg.data.scene, &rows, 0, e.futures.min(5));
     fig.save_png(dir.file("trajectories.png")).map_err(|e| TrajError::Config(e.to_string()))?;
     Ok(report)

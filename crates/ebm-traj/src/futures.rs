@@ -2,11 +2,11 @@
 //! predictors), and the simulator's own under the randomised policy; and the measures that compare them.
 
 use crate::generate::{rollout, GenConfig};
-use crate::nets::{Normaliser, Predictor, TransitionEnergy};
+use crate::nets::{Normaliser, Predictor};
 use crate::scene::{State, STATE_DIM};
 use candle_core::{Device, Result, Tensor};
 use ebm_kernels::Rng;
-use ebm_sampler::Langevin;
+use ebm_sampler::{Energy, Langevin};
 use rayon::prelude::*;
 
 /// Futures of `starts.len()` start states, `per_start` each, `horizon` steps: `states[((i * per_start + f) *
@@ -66,8 +66,8 @@ fn normal(n: usize, std: f32, rng: &mut Rng) -> Result<Tensor> {
 /// Futures by the transition energy: each next state is a Langevin chain on the change `z`, started from
 /// N(0, init_std^2), with the current state fixed.
 #[allow(clippy::too_many_arguments)]
-pub fn energy_futures(
-    energy: &TransitionEnergy,
+pub fn energy_futures<E: Energy + ?Sized>(
+    energy: &E,
     norm: &Normaliser,
     sampler: &Langevin,
     init_std: f32,

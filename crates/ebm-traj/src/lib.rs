@@ -4,6 +4,7 @@
 //! - [`scene`]: the planar pushing scene in rapier2d and its state vector;
 //! - [`generate`]: the scripted policy with injected randomness, the seeded generator and its data file;
 //! - [`judge`]: the simulator's feasibility check of any state (penetration, joint limits, speed bounds);
+//! - [`feasible`]: the same constraints as a differentiable energy, added to the learned one at generation time;
 //! - [`nets`]: the transition energy, the FC and Gaussian predictors, the normalisation they share;
 //! - [`train`]: contrastive divergence for the energy (replay buffer, Langevin on the next state), likelihood
 //!   training for the predictors;
@@ -12,6 +13,7 @@
 //! - [`experiment`]: the config, the presets and the one-call experiment writing `trajectories.json`.
 
 pub mod experiment;
+pub mod feasible;
 pub mod figure;
 pub mod futures;
 pub mod generate;

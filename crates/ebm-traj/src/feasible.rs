@@ -1,0 +1,122 @@
+//! A hand-written feasibility energy from the scene's geometry, to be added to the learned transition energy at
+//! generation time (a product of experts): it is zero on states the judge accepts and grows with the square of
+//! each violation (overlap depth, joint-limit excess, speed excess), so Langevin on the change `z` is pushed out
+//! of infeasible next states while the learned energy decides everything else. The feed-forward predictors have
+//! no such slot: a constraint can only be added to a model that scores states.
+
+use crate::judge::Judge;
+use crate::nets::Normaliser;
+use crate::scene::SceneConfig;
+use candle_core::{Device, Result, Tensor};
+use ebm_sampler::Energy;
+
+/// `E_feas(z | c) = weight * sum_k (excess_k / unit_k)^2` over the violations of the next state `s'` that the
+/// change `z` (normalised) makes from the state `c` (normalised): the pusher-box overlap beyond half the judge's
+/// tolerance, a body beyond the table's edge, the pusher beyond its joint limits, a speed beyond its bound.
+/// Lengths are in units of the judge's tolerance, speeds in units of 5% of their bound.
+pub struct FeasibilityEnergy {
+    norm: Normaliser,
+    cfg: SceneConfig,
+    tolerance: f32,
+    pub weight: f64,
+}
+
+impl FeasibilityEnergy {
+    pub fn new(norm: Normaliser, cfg: SceneConfig, weight: f64) -> Self {
+        Self { norm, cfg, tolerance: Judge::new(cfg).tolerance, weight }
+    }
+
+    /// The penalty of next states `s1` `[B, STATE_DIM]` (unnormalised), before the weight: `[B]`.
+    pub fn penalty(&self, s1: &Tensor) -> Result<Tensor> {
+        let col = |k: usize| s1.narrow(1, k, 1);
+        let (px, py, vx, vy) = (col(0)?, col(1)?, col(2)?, col(3)?);
+        let (bx, by, c4, s4) = (col(4)?, col(5)?, col(6)?, col(7)?);
+        let (bvx, bvy, spin) = (col(8)?, col(9)?, col(10)?);
+        let c = &self.cfg;
+        let (r, h, t) = (c.pusher_radius as f64, c.box_half as f64, c.table_half as f64);
+        // the box's angle a from (cos 4a, sin 4a) by two half-angle steps; either branch at each step turns the
+        // square by a quarter or half turn, which leaves it unchanged
+        let len = ((c4.sqr()? + s4.sqr()?)? + 1e-12)?.sqrt()?;
+        let (c4, s4) = ((c4 / &len)?, (s4 / &len)?);
+        let (c2, s2) = half_angle(&c4, &s4)?;
+        let (ca, sa) = half_angle(&c2, &s2)?;
+        // the pusher centre in the box's frame, and its signed distance to the square
+        let (dx, dy) = ((&px - &bx)?, (&py - &by)?);
+        let qx = ((&ca * &dx)? + (&sa * &dy)?)?;
+        let qy = ((&ca * &dy)? - (&sa * &dx)?)?;
+        let (ax, ay) = ((qx.abs()? - h)?, (qy.abs()? - h)?);
+        let outside = ((ax.relu()?.sqr()? + ay.relu()?.sqr()?)? + 1e-12)?.sqrt()?;
+        let inside = ax.maximum(&ay)?.minimum(0.0)?;
+        let sdf = (outside + inside)?;
+        // overlaps up to half the judge's tolerance are free: rapier's own contacts rest a few mm deep
+        let box_overlap = sdf.affine(-1.0, r - 0.5 * self.tolerance as f64)?.relu()?;
+        // how far a body reaching `extent` from its centre `p` sticks out of the table (into a wall); the box's
+        // corners reach h (|cos a| + |sin a|) along each axis
+        let reach = ((ca.abs()? + sa.abs()?)? * h)?;
+        let beyond = |p: &Tensor, extent: &Tensor| -> Result<Tensor> { (p.abs()? + extent)?.affine(1.0, -t)?.relu() };
+        let lengths = [
+            box_overlap,
+            px.abs()?.affine(1.0, r - t)?.relu()?,
+            py.abs()?.affine(1.0, r - t)?.relu()?,
+            beyond(&bx, &reach)?,
+            beyond(&by, &reach)?,
+            px.abs()?.affine(1.0, -(c.joint_limit as f64))?.relu()?,
+            py.abs()?.affine(1.0, -(c.joint_limit as f64))?.relu()?,
+        ];
+        let vmax = c.max_action as f64;
+        let box_speed = ((bvx.sqr()? + bvy.sqr()?)? + 1e-12)?.sqrt()?;
+        let speeds = [
+            (vx.abs()?.affine(1.0, -vmax)?.relu()? / (0.05 * vmax))?,
+            (vy.abs()?.affine(1.0, -vmax)?.relu()? / (0.05 * vmax))?,
+            (box_speed.affine(1.0, -(c.max_box_speed as f64))?.relu()? / (0.05 * c.max_box_speed as f64))?,
+            (spin.abs()?.affine(1.0, -(c.max_box_spin as f64))?.relu()? / (0.05 * c.max_box_spin as f64))?,
+        ];
+        let tol = self.tolerance as f64;
+        let mut total = px.zeros_like()?;
+        for l in &lengths {
+            total = (total + (l / tol)?.sqr()?)?;
+        }
+        for v in &speeds {
+            total = (total + v.sqr()?)?;
+        }
+        total.squeeze(1)
+    }
+
+    fn unnormalise(&self, c: &Tensor) -> Result<Tensor> {
+        let row = |v: &[f32]| Tensor::from_slice(v, (1, v.len()), &Device::Cpu);
+        c.broadcast_mul(&row(&self.norm.state_std)?)?.broadcast_add(&row(&self.norm.state_mean)?)
+    }
+}
+
+/// `(cos b/2, sin b/2)` from `(cos b, sin b)` on the branch `|b/2| <= pi/2`.
+fn half_angle(c: &Tensor, s: &Tensor) -> Result<(Tensor, Tensor)> {
+    let x = (c + 1.0)?;
+    let n = ((x.sqr()? + s.sqr()?)? + 1e-12)?.sqrt()?;
+    Ok(((x / &n)?, (s / &n)?))
+}
+
+impl Energy for FeasibilityEnergy {
+    fn energy(&self, z: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
+        let c = cond.ok_or_else(|| candle_core::Error::Msg("the feasibility energy needs the state".into()))?;
+        let s1 = self.norm.next(&self.unnormalise(c)?, z)?;
+        self.penalty(&s1)? * self.weight
+    }
+}
+
+/// A learned energy plus the feasibility energy: the composite Langevin samples from in constrained rollouts.
+pub struct WithFeasibility<'a, E: ?Sized> {
+    pub learned: &'a E,
+    pub feasibility: &'a FeasibilityEnergy,
+}
+
+impl<E: Energy + ?Sized> Energy for WithFeasibility<'_, E> {
+    fn energy(&self, z: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
+        self.learned.energy(z, cond)? + self.feasibility.energy(z, cond)?
+    }
+
+    fn energy_and_grad(&self, z: &Tensor, cond: Option<&Tensor>) -> Result<(Tensor, Tensor)> {
+        let (e1, g1) = self.learned.energy_and_grad(z, cond)?;
+        let (e2, g2) = self.feasibility.energy_and_grad(z, cond)?;
+        Ok(((e1 + e2)?, (g1 + g2)?))
+    }
+}

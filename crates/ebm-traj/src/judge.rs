@@ -38,6 +38,10 @@ pub struct ViolationRates {
     pub pusher_box: f64,
     /// Mean overlap depth (metres) of the penetrating states.
     pub mean_depth: f64,
+    /// Shares of states over each speed bound: the pusher's per-axis command bound, the box's speed, its spin.
+    pub pusher_speed: f64,
+    pub box_speed: f64,
+    pub box_spin: f64,
     pub states: usize,
 }
 
@@ -98,16 +102,23 @@ impl Judge {
         let s = State::from_slice(v);
         let tol = self.tolerance;
         let lim = self.cfg.joint_limit + tol;
-        let vmax = self.cfg.max_action * 1.05 + 1e-3;
-        let speed = (s.box_vel[0].powi(2) + s.box_vel[1].powi(2)).sqrt();
         Violation {
             penetration: self.penetration_depth(&s) > tol,
             joint: s.pusher[0].abs() > lim || s.pusher[1].abs() > lim,
-            velocity: s.pusher_vel[0].abs() > vmax
-                || s.pusher_vel[1].abs() > vmax
-                || speed > self.cfg.max_box_speed
-                || s.box_spin.abs() > self.cfg.max_box_spin,
+            velocity: self.speeds(&s).iter().any(|&b| b),
         }
+    }
+
+    /// Which speed bounds state `s` exceeds: the pusher's (per axis, the command bound plus 5%), the box's speed,
+    /// its spin.
+    fn speeds(&self, s: &State) -> [bool; 3] {
+        let vmax = self.cfg.max_action * 1.05 + 1e-3;
+        let speed = (s.box_vel[0].powi(2) + s.box_vel[1].powi(2)).sqrt();
+        [
+            s.pusher_vel[0].abs() > vmax || s.pusher_vel[1].abs() > vmax,
+            speed > self.cfg.max_box_speed,
+            s.box_spin.abs() > self.cfg.max_box_spin,
+        ]
     }
 
     /// The violation rates over a set of state vectors (`states.len()` a multiple of the state size).
@@ -123,6 +134,12 @@ impl Judge {
                 r.pusher_box += (depths[0] > self.tolerance) as u8 as f64;
                 depth_sum += depths.iter().copied().fold(0.0, f32::max) as f64;
             }
+            if c.velocity && v.iter().all(|x| x.is_finite()) {
+                let [p, b, w] = self.speeds(&State::from_slice(v));
+                r.pusher_speed += p as u8 as f64;
+                r.box_speed += b as u8 as f64;
+                r.box_spin += w as u8 as f64;
+            }
             r.any += c.any() as u8 as f64;
             r.penetration += c.penetration as u8 as f64;
             r.joint += c.joint as u8 as f64;
@@ -132,7 +149,16 @@ impl Judge {
             r.mean_depth = depth_sum / r.penetration;
         }
         if n > 0 {
-            for x in [&mut r.any, &mut r.penetration, &mut r.joint, &mut r.velocity, &mut r.pusher_box] {
+            for x in [
+                &mut r.any,
+                &mut r.penetration,
+                &mut r.joint,
+                &mut r.velocity,
+                &mut r.pusher_box,
+                &mut r.pusher_speed,
+                &mut r.box_speed,
+                &mut r.box_spin,
+            ] {
                 *x /= n as f64;
             }
         }

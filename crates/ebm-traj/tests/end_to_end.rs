@@ -31,12 +31,17 @@ fn presets_load() {
         let cfg = preset(n).unwrap().unwrap();
         assert_eq!(cfg.name, n);
         assert_eq!(cfg.eval.horizon, 80);
+        assert!(cfg.eval.feasibility_weight > 0.0, "{n} runs the constrained rollouts");
     }
     assert_eq!(preset("traj-push").unwrap().unwrap().data.trajectories, 200_000);
     assert!(preset("digits").is_none());
     let text = ebm_traj::experiment::preset_text("traj-push-cpu").unwrap().replace("horizon", "horizn");
     let e = TrajConfig::from_toml(&text, "my.toml").unwrap_err().to_string();
     assert!(e.contains("my.toml") && e.contains("horizn"), "{e}");
+    let text = ebm_traj::experiment::preset_text("traj-push-cpu").unwrap();
+    let text = text.replace("feasibility_weight = 2.0", "feasibility_weight = -1.0");
+    let e = TrajConfig::from_toml(&text, "neg.toml").unwrap_err().to_string();
+    assert!(e.contains("neg.toml") && e.contains("feasibility_weight"), "{e}");
 }
 
 #[test]
@@ -62,6 +67,9 @@ fn tiny_run_writes_every_figure() {
         "violations_real",
         "nearest_real_ebm",
         "nearest_real_gauss",
+        "diversity_ebm_feasible_t80",
+        "violations_ebm_feasible",
+        "nearest_real_ebm_feasible",
     ] {
         let v = json[k].as_f64().unwrap_or_else(|| panic!("{k} missing"));
         assert!(v.is_finite() && v >= 0.0, "{k} = {v}");

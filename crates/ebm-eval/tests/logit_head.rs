@@ -37,8 +37,8 @@ fn one_pass_class_energies_equal_the_conditioned_forward() {
     let shared = shared.to_vec2::<f64>().unwrap();
     for c in 0..5 {
         let e = net.energy(&x, Some(&onehots(3, c, 5))).unwrap().to_vec1::<f64>().unwrap();
-        for i in 0..3 {
-            assert!((e[i] - shared[i][c]).abs() < 1e-12, "class {c}, image {i}: {} vs {}", e[i], shared[i][c]);
+        for (i, (ei, row)) in e.iter().zip(&shared).enumerate() {
+            assert!((ei - row[c]).abs() < 1e-12, "class {c}, image {i}: {ei} vs {}", row[c]);
         }
     }
     // the classes differ (a head that ignored the class would pass the check above trivially)

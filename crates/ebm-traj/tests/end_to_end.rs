@@ -39,7 +39,7 @@ fn presets_load() {
     let e = TrajConfig::from_toml(&text, "my.toml").unwrap_err().to_string();
     assert!(e.contains("my.toml") && e.contains("horizn"), "{e}");
     let text = ebm_traj::experiment::preset_text("traj-push-cpu").unwrap();
-    let text = text.replace("feasibility_weight = 2.0", "feasibility_weight = -1.0");
+    let text = text.replace("feasibility_weight = 4.0", "feasibility_weight = -1.0");
     let e = TrajConfig::from_toml(&text, "neg.toml").unwrap_err().to_string();
     assert!(e.contains("neg.toml") && e.contains("feasibility_weight"), "{e}");
 }

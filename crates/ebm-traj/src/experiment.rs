@@ -211,7 +211,7 @@ fn run_in(cfg: &TrajConfig, dir: &mut RunDir) -> Result<Report> {
     dir.write_text("trajectories.json", &format!("{json}\n"))?;
     let mut rows = vec![("simulator", &real), ("EBM", &ebm), ("Gaussian", &gsf), ("FC", &fcf)];
     if let Some(f) = &feasible {
-        rows.insert(2, ("EBM + feasibility", f));
+        rows.insert(2, ("EBM + feas", f));
     }
     let fig = crate::figure::futures_figure(&cfg.data.scene, &rows, 0, e.futures.min(5));
     fig.save_png(dir.file("trajectories.png")).map_err(|e| TrajError::Config(e.to_string()))?;

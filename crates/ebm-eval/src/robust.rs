@@ -242,10 +242,8 @@ impl<E: Energy + ?Sized> EnergyClassifier<'_, E> {
     /// `x` as a variable and its energies `[B, classes]` from one pass, for a model whose classes share one.
     fn shared_pass(&self, x: &Tensor) -> Result<Option<(Var, Tensor)>> {
         let v = Var::from_tensor(&x.detach())?;
-        Ok(match self.energy.class_energies_at_once(v.as_tensor(), self.classes) {
-            Some(e) => Some((v, e?)),
-            None => None,
-        })
+        let e = self.energy.class_energies_at_once(v.as_tensor(), self.classes).transpose()?;
+        Ok(e.map(|e| (v, e)))
     }
 
     /// The gradient of the summed cross-entropy `sum_i CE(softmax(-E(x~_i, .)), y_i)` with respect to `x`, the
@@ -267,30 +265,26 @@ impl<E: Energy + ?Sized> EnergyClassifier<'_, E> {
             _ => None,
         };
         let keep = matches!(through, Through::Unroll { .. });
+        // a logit-head model scores every class in one pass: one backward pass of the weighted energies below
+        let shared = if refine.is_none() { self.shared_pass(x)? } else { None };
         let mut energies = Vec::with_capacity(self.classes);
         let mut grads = Vec::with_capacity(self.classes);
         let mut traces = Vec::with_capacity(self.classes);
-        // a logit-head model scores every class in one pass: one backward pass of the weighted energies below
-        let shared = match refine {
-            None => self.shared_pass(x)?,
-            Some(_) => None,
-        };
-        if let Some((_, e)) = &shared {
-            energies = e.t()?.to_dtype(DType::F64)?.to_vec2::<f64>()?;
-        }
-        for c in 0..self.classes {
-            if shared.is_some() {
-                break;
+        match &shared {
+            Some((_, e)) => energies = e.t()?.to_dtype(DType::F64)?.to_vec2::<f64>()?,
+            None => {
+                for c in 0..self.classes {
+                    let (xc, tr) = match &refine {
+                        Some(r) => self.refine_class(x, c, r, seed, keep)?,
+                        None => (x.clone(), vec![]),
+                    };
+                    let cond = one_hot(b, c, self.classes, x.device())?;
+                    let (e, g) = self.energy.energy_and_grad(&xc, Some(&cond))?;
+                    energies.push(e.to_dtype(DType::F64)?.to_vec1::<f64>()?);
+                    grads.push(g.to_dtype(DType::F32)?);
+                    traces.push(tr);
+                }
             }
-            let (xc, tr) = match &refine {
-                Some(r) => self.refine_class(x, c, r, seed, keep)?,
-                None => (x.clone(), vec![]),
-            };
-            let cond = one_hot(b, c, self.classes, x.device())?;
-            let (e, g) = self.energy.energy_and_grad(&xc, Some(&cond))?;
-            energies.push(e.to_dtype(DType::F64)?.to_vec1::<f64>()?);
-            grads.push(g.to_dtype(DType::F32)?);
-            traces.push(tr);
         }
         // softmax of -E per sample, in f64; d CE / d E_c = -(p_c - [c = y]), with 1 - p_y summed from the others
         let mut coef = vec![vec![0f32; b]; self.classes];
@@ -331,11 +325,8 @@ impl<E: Energy + ?Sized> EnergyClassifier<'_, E> {
             let flat: Vec<f32> = coef.concat();
             let w = Tensor::from_vec(flat, (self.classes, b), x.device())?.t()?.to_dtype(e.dtype())?;
             let grads = (e * w)?.sum_all()?.backward()?;
-            let g = match grads.get(v.as_tensor()) {
-                Some(g) => g.to_dtype(DType::F32)?,
-                None => x.zeros_like()?.to_dtype(DType::F32)?,
-            };
-            return Ok((g, losses, pred));
+            let g = grads.get(v.as_tensor()).cloned().unwrap_or(x.zeros_like()?);
+            return Ok((g.to_dtype(DType::F32)?, losses, pred));
         }
         let mut total: Option<Tensor> = None;
         for c in 0..self.classes {
@@ -627,6 +618,16 @@ mod tests {
         Refinement { steps, step_size: 0.009, noise_std: 0.0, clip: Clip::None, radius: 1.0 }
     }
 
+    /// The attack's summed loss at `x`, as the function finite differences are taken of.
+    fn summed_loss<'a, E: Energy + ?Sized>(
+        clf: &'a EnergyClassifier<'a, E>,
+        y: &'a [u32],
+        through: Through,
+        loss: AttackLoss,
+    ) -> impl Fn(&Tensor) -> f64 + 'a {
+        move |x| clf.loss_grad(x, y, through, loss, 0).unwrap().1.iter().sum()
+    }
+
     /// Checks the `[B, D]` gradient `g` entry by entry against central differences of `loss` around `x`.
     fn assert_matches_differences(g: &Tensor, x: &Tensor, loss: impl Fn(&Tensor) -> f64, what: &str) {
         let g = g.to_vec2::<f32>().unwrap();
@@ -652,11 +653,7 @@ mod tests {
         let (x, y) = data(4, 3);
         let x = x.to_dtype(DType::F32).unwrap();
         let (g, _, _) = clf.loss_grad(&x, &y, Through::Unroll { h: 1e-3 }, AttackLoss::Ce, 0).unwrap();
-        let loss = |x: &Tensor| -> f64 {
-            let (_, l, _) = clf.loss_grad(x, &y, Through::Bpda, AttackLoss::Ce, 0).unwrap();
-            l.iter().sum()
-        };
-        assert_matches_differences(&g, &x, loss, "unrolled");
+        assert_matches_differences(&g, &x, summed_loss(&clf, &y, Through::Bpda, AttackLoss::Ce), "unrolled");
     }
 
     #[test]
@@ -671,10 +668,7 @@ mod tests {
         for ((l, p), t) in l0.iter().zip(&pred).zip(&y) {
             assert_eq!(*l > 0.0, p != t, "margin {l}, predicted {p}, label {t}");
         }
-        let loss = |x: &Tensor| -> f64 {
-            let (_, l, _) = clf.loss_grad(x, &y, Through::Ignore, AttackLoss::Margin, 0).unwrap();
-            l.iter().sum()
-        };
+        let loss = summed_loss(&clf, &y, Through::Ignore, AttackLoss::Margin);
         assert_matches_differences(&g, &x, loss, "margin gradient");
     }
 

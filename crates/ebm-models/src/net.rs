@@ -374,19 +374,15 @@ impl Energy for EnergyNet {
     }
 
     fn class_energies_at_once(&self, x: &Tensor, classes: usize) -> Option<Result<Tensor>> {
-        let run = || -> Result<Option<Tensor>> {
-            self.check_input(x)?;
-            match self.arch.class_energies(&self.weights(), x) {
-                None => Ok(None),
-                Some(e) => {
-                    let e = e?;
-                    if e.dims() != [x.dims()[0], classes] {
-                        candle_core::bail!("the model scores {:?} classes, {classes} were asked for", e.dims().get(1));
-                    }
-                    Ok(Some(e))
-                }
+        if let Err(e) = self.check_input(x) {
+            return Some(Err(e));
+        }
+        let e = self.arch.class_energies(&self.weights(), x)?;
+        Some(e.and_then(|e| {
+            if e.dims() != [x.dims()[0], classes] {
+                candle_core::bail!("the model scores {:?} classes, {classes} were asked for", e.dims().get(1));
             }
-        };
-        run().transpose()
+            Ok(e)
+        }))
     }
 }

@@ -33,8 +33,8 @@ pub struct ResNetPlan {
     pub fc5: DenseLayer,
     /// Length of the condition (number of classes) the blocks take, 0 = unconditional blocks.
     pub cond_dim: usize,
-    /// Outputs of a logit head (`fc5` C -> logits, `E(x, y) = -logit_y(x)`); 0 = the energy head (C -> 1).
-    pub logits: usize,
+    /// `fc5` is a logit head (C -> classes, `E(x, y) = -logit_y(x)`) rather than the energy head (C -> 1).
+    pub logit_head: bool,
     /// The `classes` argument the official code passes to every residual conv (1 = vectors).
     pub official_classes: usize,
     /// Blocks the official code creates but this configuration does not run (replaced by attention).
@@ -70,7 +70,7 @@ impl ResNetPlan {
             head_act,
             fc5: DenseLayer::new("fc5", head_in, 1, false),
             cond_dim,
-            logits: 0,
+            logit_head: false,
             official_classes: cond_dim.max(1),
             unused_blocks: Vec::new(),
             unused_attention: None,
@@ -367,7 +367,7 @@ impl ResNetPlan {
     /// Replaces the energy head by a `classes`-logit one.
     fn logit_head(mut self, classes: usize) -> Self {
         self.fc5 = DenseLayer::new("fc5", self.fc5.inp, classes, false);
-        self.logits = classes;
+        self.logit_head = true;
         self
     }
 
@@ -415,7 +415,7 @@ pub struct ResNet {
 }
 
 impl ResNet {
-    /// The output layer's values: `[B, 1]` energies, or `[B, logits]` logits.
+    /// The output layer's values: `[B, 1]` energies, or `[B, classes]` logits.
     fn head(&self, w: &Weights, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
         let p = &self.plan;
         let mut h = p.stem.forward(w, x, None)?;
@@ -432,7 +432,7 @@ impl ResNet {
 
 impl Architecture for ResNet {
     fn forward(&self, w: &Weights, x: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
-        if self.plan.logits == 0 {
+        if !self.plan.logit_head {
             return self.head(w, x, cond)?.squeeze(1);
         }
         let Some(cond) = cond else {
@@ -443,6 +443,6 @@ impl Architecture for ResNet {
     }
 
     fn class_energies(&self, w: &Weights, x: &Tensor) -> Option<Result<Tensor>> {
-        (self.plan.logits > 0).then(|| self.head(w, x, None)?.neg())
+        self.plan.logit_head.then(|| self.head(w, x, None)?.neg())
     }
 }

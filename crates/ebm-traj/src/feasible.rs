@@ -7,7 +7,7 @@
 use crate::judge::Judge;
 use crate::nets::Normaliser;
 use crate::scene::SceneConfig;
-use candle_core::{Device, Result, Tensor};
+use candle_core::{Result, Tensor};
 use ebm_sampler::Energy;
 
 /// `E_feas(z | c) = weight * sum_k (excess_k / unit_k)^2` over the violations of the next state `s'` that the
@@ -54,40 +54,32 @@ impl FeasibilityEnergy {
         let sdf = (outside + inside)?;
         // overlaps up to half the judge's tolerance are free: rapier's own contacts rest a few mm deep
         let box_overlap = sdf.affine(-1.0, r - 0.5 * self.tolerance as f64)?.relu()?;
-        // how far a body reaching `extent` from its centre `p` sticks out of the table (into a wall); the box's
-        // corners reach h (|cos a| + |sin a|) along each axis
+        // each excess beside its unit, the std of its coordinate's one-step change
+        let over = |v: &Tensor, bound: f64| -> Result<Tensor> { v.abs()?.affine(1.0, -bound)?.relu() };
+        // the box's corners reach h (|cos a| + |sin a|) along each axis: how far they stick out of the table
         let reach = ((ca.abs()? + sa.abs()?)? * h)?;
-        let beyond = |p: &Tensor, extent: &Tensor| -> Result<Tensor> { (p.abs()? + extent)?.affine(1.0, -t)?.relu() };
-        let lengths = [
-            box_overlap,
-            px.abs()?.affine(1.0, r - t)?.relu()?,
-            py.abs()?.affine(1.0, r - t)?.relu()?,
-            beyond(&bx, &reach)?,
-            beyond(&by, &reach)?,
-            px.abs()?.affine(1.0, -(c.joint_limit as f64))?.relu()?,
-            py.abs()?.affine(1.0, -(c.joint_limit as f64))?.relu()?,
-        ];
-        let vmax = c.max_action as f64;
+        let box_out = |p: &Tensor| -> Result<Tensor> { (p.abs()? + &reach)?.affine(1.0, -t)?.relu() };
         let box_speed = ((bvx.sqr()? + bvy.sqr()?)? + 1e-12)?.sqrt()?;
-        let speeds = [
-            vx.abs()?.affine(1.0, -vmax)?.relu()?,
-            vy.abs()?.affine(1.0, -vmax)?.relu()?,
-            box_speed.affine(1.0, -(c.max_box_speed as f64))?.relu()?,
-            spin.abs()?.affine(1.0, -(c.max_box_spin as f64))?.relu()?,
-        ];
+        let (limit, vmax) = (c.joint_limit as f64, c.max_action as f64);
         let d = |k: usize| self.norm.delta_std[k] as f64;
-        let pusher = 0.5 * (d(0) + d(1));
-        let units = [pusher, d(0), d(1), d(4), d(5), d(0), d(1), d(2), d(3), 0.5 * (d(8) + d(9)), d(10)];
+        let terms = [
+            (box_overlap, 0.5 * (d(0) + d(1))),
+            (over(&px, t - r)?, d(0)), // the pusher out of the table
+            (over(&py, t - r)?, d(1)),
+            (box_out(&bx)?, d(4)),
+            (box_out(&by)?, d(5)),
+            (over(&px, limit)?, d(0)),
+            (over(&py, limit)?, d(1)),
+            (over(&vx, vmax)?, d(2)),
+            (over(&vy, vmax)?, d(3)),
+            (over(&box_speed, c.max_box_speed as f64)?, 0.5 * (d(8) + d(9))),
+            (over(&spin, c.max_box_spin as f64)?, d(10)),
+        ];
         let mut total = px.zeros_like()?;
-        for (x, unit) in lengths.iter().chain(&speeds).zip(units) {
-            total = (total + (x / unit)?.sqr()?)?;
+        for (excess, unit) in &terms {
+            total = (total + (excess / *unit)?.sqr()?)?;
         }
         total.squeeze(1)
-    }
-
-    fn unnormalise(&self, c: &Tensor) -> Result<Tensor> {
-        let row = |v: &[f32]| Tensor::from_slice(v, (1, v.len()), &Device::Cpu);
-        c.broadcast_mul(&row(&self.norm.state_std)?)?.broadcast_add(&row(&self.norm.state_mean)?)
     }
 }
 
@@ -101,7 +93,7 @@ fn half_angle(c: &Tensor, s: &Tensor) -> Result<(Tensor, Tensor)> {
 impl Energy for FeasibilityEnergy {
     fn energy(&self, z: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
         let c = cond.ok_or_else(|| candle_core::Error::Msg("the feasibility energy needs the state".into()))?;
-        let s1 = self.norm.next(&self.unnormalise(c)?, z)?;
+        let s1 = self.norm.next(&self.norm.unstates(c)?, z)?;
         self.penalty(&s1)? * self.weight
     }
 }

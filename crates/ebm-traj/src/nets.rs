@@ -139,6 +139,11 @@ impl Normaliser {
         s.broadcast_sub(&Self::row(&self.state_mean)?)?.broadcast_div(&Self::row(&self.state_std)?)
     }
 
+    /// Network inputs back to states: the inverse of [`Normaliser::states`].
+    pub fn unstates(&self, c: &Tensor) -> Result<Tensor> {
+        c.broadcast_mul(&Self::row(&self.state_std)?)?.broadcast_add(&Self::row(&self.state_mean)?)
+    }
+
     /// Changes `s' - s` `[B, D]` to normalised units.
     pub fn deltas(&self, d: &Tensor) -> Result<Tensor> {
         d.broadcast_sub(&Self::row(&self.delta_mean)?)?.broadcast_div(&Self::row(&self.delta_std)?)

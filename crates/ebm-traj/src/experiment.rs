@@ -6,7 +6,7 @@ use crate::feasible::{FeasibilityEnergy, WithFeasibility};
 use crate::futures::{diversity, energy_futures, nearest_real, predictor_futures, real_futures, Futures};
 use crate::generate::{generate, GenConfig, Trajectories};
 use crate::judge::{Judge, ViolationRates};
-use crate::nets::{NetConfig, Normaliser};
+use crate::nets::{ContactInput, NetConfig, Normaliser};
 use crate::scene::State;
 use crate::train::{build, predictor_loss, train_energy, train_predictor, EbmConfig, PredictorConfig, TrainSet};
 use crate::{Result, TrajError};
@@ -137,7 +137,8 @@ fn run_in(cfg: &TrajConfig, dir: &mut RunDir) -> Result<Report> {
     let train = TrainSet::new(&norm, &s, &s1)?;
     let (ts, ts1) = data.transitions(test_range.clone());
     let test = TrainSet::new(&norm, &ts, &ts1)?;
-    let (energy, fc, gauss) = build(cfg.model, cfg.seed)?;
+    let contact = cfg.ebm.contact_input.then(|| ContactInput { norm: norm.clone(), scene: cfg.data.scene });
+    let (energy, fc, gauss) = build(cfg.model, contact, cfg.seed)?;
 
     let t = Instant::now();
     let mut bar = Progress::new(cfg.ebm.iterations, 0, "ebm");

@@ -38,22 +38,9 @@ impl FeasibilityEnergy {
         let (bvx, bvy, spin) = (col(8)?, col(9)?, col(10)?);
         let c = &self.cfg;
         let (r, h, t) = (c.pusher_radius as f64, c.box_half as f64, c.table_half as f64);
-        // the box's angle a from (cos 4a, sin 4a) by two half-angle steps; either branch at each step turns the
-        // square by a quarter or half turn, which leaves it unchanged
-        let len = ((c4.sqr()? + s4.sqr()?)? + 1e-12)?.sqrt()?;
-        let (c4, s4) = ((c4 / &len)?, (s4 / &len)?);
-        let (c2, s2) = half_angle(&c4, &s4)?;
-        let (ca, sa) = half_angle(&c2, &s2)?;
-        // the pusher centre in the box's frame, and its signed distance to the square
-        let (dx, dy) = ((&px - &bx)?, (&py - &by)?);
-        let qx = ((&ca * &dx)? + (&sa * &dy)?)?;
-        let qy = ((&ca * &dy)? - (&sa * &dx)?)?;
-        let (ax, ay) = ((qx.abs()? - h)?, (qy.abs()? - h)?);
-        let outside = ((ax.relu()?.sqr()? + ay.relu()?.sqr()?)? + 1e-12)?.sqrt()?;
-        let inside = ax.maximum(&ay)?.minimum(0.0)?;
-        let sdf = (outside + inside)?;
+        let (ca, sa) = box_axes(&c4, &s4)?;
         // overlaps up to half the judge's tolerance are free: rapier's own contacts rest a few mm deep
-        let box_overlap = sdf.affine(-1.0, r - 0.5 * self.tolerance as f64)?.relu()?;
+        let box_overlap = pusher_box_gap(s1, c)?.affine(-1.0, -0.5 * self.tolerance as f64)?.relu()?;
         // each excess beside its unit, the std of its coordinate's one-step change
         let over = |v: &Tensor, bound: f64| -> Result<Tensor> { v.abs()?.affine(1.0, -bound)?.relu() };
         // the box's corners reach h (|cos a| + |sin a|) along each axis: how far they stick out of the table
@@ -81,6 +68,31 @@ impl FeasibilityEnergy {
         }
         total.squeeze(1)
     }
+}
+
+/// The box's `(cos a, sin a)` from the state's `(cos 4a, sin 4a)`, by two half-angle steps: either branch at each
+/// step turns the square by a quarter or half turn, which leaves it unchanged.
+fn box_axes(c4: &Tensor, s4: &Tensor) -> Result<(Tensor, Tensor)> {
+    let len = ((c4.sqr()? + s4.sqr()?)? + 1e-12)?.sqrt()?;
+    let (c2, s2) = half_angle(&(c4 / &len)?, &(s4 / &len)?)?;
+    half_angle(&c2, &s2)
+}
+
+/// The gap between the pusher and the box in states `s` `[B, STATE_DIM]` (unnormalised): the signed distance
+/// from the pusher's centre to the turned square minus the pusher's radius, in metres, `[B, 1]`; negative where
+/// they overlap. Differentiable in every coordinate it reads.
+pub fn pusher_box_gap(s: &Tensor, scene: &SceneConfig) -> Result<Tensor> {
+    let col = |k: usize| s.narrow(1, k, 1);
+    let (ca, sa) = box_axes(&col(6)?, &col(7)?)?;
+    let (dx, dy) = ((col(0)? - col(4)?)?, (col(1)? - col(5)?)?);
+    // the pusher centre in the box's frame, and its signed distance to the square
+    let qx = ((&ca * &dx)? + (&sa * &dy)?)?;
+    let qy = ((&ca * &dy)? - (&sa * &dx)?)?;
+    let h = scene.box_half as f64;
+    let (ax, ay) = ((qx.abs()? - h)?, (qy.abs()? - h)?);
+    let outside = ((ax.relu()?.sqr()? + ay.relu()?.sqr()?)? + 1e-12)?.sqrt()?;
+    let inside = ax.maximum(&ay)?.minimum(0.0)?;
+    (outside + inside)? - scene.pusher_radius as f64
 }
 
 /// `(cos b/2, sin b/2)` from `(cos b, sin b)` on the branch `|b/2| <= pi/2`.

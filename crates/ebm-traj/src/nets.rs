@@ -2,7 +2,7 @@
 //! next-state predictor (the paper's FC baseline) and the Gaussian one; and the per-dimension normalisation
 //! they share.
 
-use crate::scene::STATE_DIM;
+use crate::scene::{SceneConfig, STATE_DIM};
 use candle_core::{DType, Device, Result, Tensor, Var};
 use ebm_io::Bundle;
 use ebm_kernels::Rng;
@@ -156,21 +156,60 @@ impl Normaliser {
 }
 
 /// The transition energy `E(s, s')`, written as an energy of the normalised change `z` given the normalised
-/// state `c` (the condition): `E(z | c) = MLP([c, z])`. Langevin moves `z` only; `s` stays fixed.
+/// state `c` (the condition): `E(z | c) = MLP([c, z])`, or `MLP([c, z, g])` with the contact inputs `g`.
+/// Langevin moves `z` only; `s` stays fixed.
 pub struct TransitionEnergy {
     pub net: Mlp,
+    pub contact: Option<ContactInput>,
+}
+
+/// Two more inputs of the transition energy: the pusher-box gap of the next state
+/// ([`crate::feasible::pusher_box_gap`]) at two scales, `tanh(gap / (2 u))` with `u` the pusher's one-step
+/// spread (sharp at contact) and `tanh(gap / (r + h))` with the pusher's radius and the box's half-side (still
+/// graded at a pass-through's depth, where the first has saturated). From raw coordinates an MLP must build the
+/// box's rotation and the square's distance function itself before it can tell a push from a pass-through; this
+/// hands it that one quantity. What the energy does with it is learned: the inputs carry no penalty.
+#[derive(Debug, Clone)]
+pub struct ContactInput {
+    pub norm: Normaliser,
+    pub scene: SceneConfig,
+}
+
+impl ContactInput {
+    /// How many inputs it adds.
+    pub const WIDTH: usize = 2;
+
+    /// The inputs `[B, 2]` for normalised states `c` and changes `z`.
+    pub fn feature(&self, c: &Tensor, z: &Tensor) -> Result<Tensor> {
+        let s1 = self.norm.next(&self.norm.unstates(c)?, z)?;
+        let gap = crate::feasible::pusher_box_gap(&s1, &self.scene)?;
+        let unit = 0.5 * (self.norm.delta_std[0] + self.norm.delta_std[1]) as f64;
+        let size = (self.scene.pusher_radius + self.scene.box_half) as f64;
+        Tensor::cat(&[(&gap / (2.0 * unit))?.tanh()?, (&gap / size)?.tanh()?], 1)
+    }
 }
 
 impl TransitionEnergy {
+    /// An energy over `[c, z]`.
     pub fn new(cfg: NetConfig, rng: &mut Rng) -> Result<Self> {
-        Ok(Self { net: Mlp::new(2 * STATE_DIM, 1, cfg, rng)? })
+        Self::with_contact(cfg, None, rng)
+    }
+
+    /// An energy over `[c, z]`, plus the contact input when `contact` is given.
+    pub fn with_contact(cfg: NetConfig, contact: Option<ContactInput>, rng: &mut Rng) -> Result<Self> {
+        let inputs = 2 * STATE_DIM + if contact.is_some() { ContactInput::WIDTH } else { 0 };
+        Ok(Self { net: Mlp::new(inputs, 1, cfg, rng)?, contact })
     }
 }
 
 impl Energy for TransitionEnergy {
     fn energy(&self, z: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
         let c = cond.ok_or_else(|| candle_core::Error::Msg("the transition energy needs the state".into()))?;
-        self.net.forward(&Tensor::cat(&[c, z], 1)?)?.squeeze(1)
+        let input = match &self.contact {
+            None => Tensor::cat(&[c, z], 1)?,
+            Some(k) => Tensor::cat(&[c, z, &k.feature(c, z)?], 1)?,
+        };
+        self.net.forward(&input)?.squeeze(1)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Training: the transition energy by contrastive divergence (Langevin on the next state, the state fixed, chains
 //! kept in a replay buffer with their states), and the feed-forward predictors by their likelihoods.
 
-use crate::nets::{NetConfig, Normaliser, Predictor, TransitionEnergy};
+use crate::nets::{ContactInput, NetConfig, Normaliser, Predictor, TransitionEnergy};
 use crate::scene::STATE_DIM;
 use candle_core::{Device, Result, Tensor};
 use ebm_cd::config::Order;
@@ -41,6 +41,9 @@ pub struct EbmConfig {
     /// Fresh chains (in training and in rollouts) start from N(0, init_std^2).
     #[serde(default = "default_init_std")]
     pub init_std: f32,
+    /// Give the energy the next state's pusher-box gap as an input ([`crate::nets::ContactInput`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub contact_input: bool,
 }
 
 fn default_clamp() -> f32 {
@@ -242,12 +245,18 @@ pub fn predictor_loss(p: &Predictor, data: &TrainSet) -> Result<f32> {
     p.loss(&data.c, &data.z)?.to_scalar::<f32>()
 }
 
-/// For tests and callers that build their own: a fresh energy and predictors from one seed.
-pub fn build(cfg: NetConfig, seed: u64) -> Result<(TransitionEnergy, Predictor, Predictor)> {
-    let mut rng = Rng::with_named_stream(seed, 0, "traj-init");
+/// For tests and callers that build their own: a fresh energy (with the contact input if given) and predictors
+/// from one seed.
+pub fn build(
+    cfg: NetConfig,
+    contact: Option<ContactInput>,
+    seed: u64,
+) -> Result<(TransitionEnergy, Predictor, Predictor)> {
+    // one stream per network, so that the energy's inputs do not change the baselines' initial weights
+    let rng = |name| Rng::with_named_stream(seed, 0, name);
     Ok((
-        TransitionEnergy::new(cfg, &mut rng)?,
-        Predictor::new(false, cfg, &mut rng)?,
-        Predictor::new(true, cfg, &mut rng)?,
+        TransitionEnergy::with_contact(cfg, contact, &mut rng("traj-init-energy"))?,
+        Predictor::new(false, cfg, &mut rng("traj-init-fc"))?,
+        Predictor::new(true, cfg, &mut rng("traj-init-gauss"))?,
     ))
 }

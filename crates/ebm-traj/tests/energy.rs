@@ -3,7 +3,7 @@
 
 use candle_core::{Device, Tensor};
 use ebm_sampler::Energy;
-use ebm_traj::nets::{NetConfig, Normaliser};
+use ebm_traj::nets::{ContactInput, NetConfig, Normaliser};
 use ebm_traj::train::build;
 use ebm_traj::STATE_DIM;
 
@@ -13,7 +13,7 @@ fn rows(n: usize, seed: u32) -> Vec<f32> {
 
 #[test]
 fn transition_energy_gradient_matches_finite_differences() {
-    let (energy, _, _) = build(NetConfig { hidden: 32, depth: 2 }, 5).unwrap();
+    let (energy, _, _) = build(NetConfig { hidden: 32, depth: 2 }, None, 5).unwrap();
     let n = 4;
     let z = Tensor::from_vec(rows(n, 1), (n, STATE_DIM), &Device::Cpu).unwrap();
     let c = Tensor::from_vec(rows(n, 2), (n, STATE_DIM), &Device::Cpu).unwrap();
@@ -53,7 +53,7 @@ fn normaliser_round_trips_changes_and_the_fc_predictor_is_deterministic() {
     let back = norm.next(&st, &z).unwrap();
     let err = (back - &st1).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
     assert!(err < 1e-5, "{err}");
-    let (_, fc, gauss) = build(NetConfig { hidden: 16, depth: 1 }, 1).unwrap();
+    let (_, fc, gauss) = build(NetConfig { hidden: 16, depth: 1 }, None, 1).unwrap();
     let c = norm.states(&st).unwrap();
     let eps1 = Tensor::randn(0f32, 1.0, (50, STATE_DIM), &Device::Cpu).unwrap();
     let eps2 = Tensor::randn(0f32, 1.0, (50, STATE_DIM), &Device::Cpu).unwrap();
@@ -81,7 +81,7 @@ fn short_run_training_moves_the_chains_to_the_real_changes() {
     let msd = |a: &Tensor| (a - &z).unwrap().sqr().unwrap().mean_all().unwrap().to_scalar::<f32>().unwrap();
     let start = msd(&z0);
     let after = |cfg: &EbmConfig| {
-        let (energy, _, _) = build(NetConfig { hidden: 32, depth: 2 }, 3).unwrap();
+        let (energy, _, _) = build(NetConfig { hidden: 32, depth: 2 }, None, 3).unwrap();
         train_energy(&energy, &data, cfg, 4, &mut |_| {}).unwrap();
         msd(&cfg.sampler().run(&energy, &z0, Some(&c), None, 11).unwrap().x)
     };
@@ -92,4 +92,64 @@ fn short_run_training_moves_the_chains_to_the_real_changes() {
     eprintln!("mean squared distance to the real changes: start {start}, preset {trained}, first preset {old}");
     assert!(trained < 0.85 * start, "preset {trained}, start {start}");
     assert!(old > 0.95 * start, "first preset {old}, start {start}");
+}
+
+#[test]
+fn the_contact_input_reads_the_gap_and_keeps_the_gradient_right() {
+    let d = STATE_DIM;
+    // identity state scaling; the pusher's one-step spread 0.01 m, so the input is tanh(gap / 0.02 m)
+    let norm = Normaliser {
+        state_mean: vec![0.0; d],
+        state_std: vec![1.0; d],
+        delta_mean: vec![0.0; d],
+        delta_std: vec![0.01; d],
+    };
+    let scene = ebm_traj::scene::SceneConfig::default();
+    let contact = ContactInput { norm: norm.clone(), scene };
+    // the box at the origin, unturned (cos 4a = 1); the pusher inside it, touching it, and 10 cm clear
+    let state = |px: f32| {
+        let mut s = vec![0f32; d];
+        s[0] = px;
+        s[6] = 1.0;
+        s
+    };
+    let r_plus_h = scene.pusher_radius + scene.box_half;
+    let c =
+        Tensor::from_vec([state(0.0), state(r_plus_h), state(r_plus_h + 0.1)].concat(), (3, d), &Device::Cpu).unwrap();
+    let zero = Tensor::zeros((3, d), candle_core::DType::F32, &Device::Cpu).unwrap();
+    let f = contact.feature(&c, &zero).unwrap().to_vec2::<f32>().unwrap();
+    // the gaps are -(r + h), 0 and 0.1 m; the inputs are tanh(gap / 0.02) and tanh(gap / (r + h))
+    let want = |gap: f32| [(gap / 0.02).tanh(), (gap / r_plus_h).tanh()];
+    for (row, gap) in f.iter().zip([-r_plus_h, 0.0, 0.1]) {
+        for (got, want) in row.iter().zip(want(gap)) {
+            assert!((got - want).abs() < 1e-3, "gap {gap}: inputs {row:?}, want {:?}", want);
+        }
+    }
+
+    // the energy with the input: its gradient in z against central differences, near contact where the input moves
+    let (energy, _, _) = build(NetConfig { hidden: 32, depth: 2 }, Some(contact), 7).unwrap();
+    assert_eq!(energy.net.params()[0].1.dims(), [32, 2 * d + ContactInput::WIDTH]);
+    let n = 3;
+    let z = Tensor::from_vec(rows(n, 4), (n, d), &Device::Cpu).unwrap();
+    let (_, g) = energy.energy_and_grad(&z, Some(&c)).unwrap();
+    let g = g.to_vec2::<f32>().unwrap();
+    let zv = z.to_vec2::<f32>().unwrap();
+    let h = 1e-2f32;
+    let mut worst = 0f32;
+    for i in 0..n {
+        for k in 0..d {
+            let at = |dz: f32| {
+                let mut m = zv.clone();
+                m[i][k] += dz;
+                let t = Tensor::new(m, &Device::Cpu).unwrap();
+                energy.energy(&t, Some(&c)).unwrap().to_vec1::<f32>().unwrap()[i] as f64
+            };
+            let fd = ((at(h) - at(-h)) / (2.0 * h as f64)) as f32;
+            worst = worst.max((fd - g[i][k]).abs() / (g[i][k].abs() + 1e-2));
+        }
+    }
+    assert!(worst < 2e-2, "largest relative difference {worst}");
+    // without the input the first layer reads [c, z] only
+    let without = build(NetConfig { hidden: 32, depth: 2 }, None, 7).unwrap().0;
+    assert_eq!(without.net.params()[0].1.dims(), [32, 2 * d]);
 }

@@ -107,6 +107,12 @@ pub struct TrainLoop {
     /// gradient, the gradient the hybrid's Langevin chains follow. 0: none.
     #[serde(default, skip_serializing_if = "is_default")]
     pub classify_noise: f32,
+    /// Extra cross-entropy-only updates per hybrid iteration, each on a fresh training batch (shifted and noised
+    /// as above, weighted by `classify_weight`): the classifier then gets `1 + k` steps for every Langevin batch,
+    /// the cheap way to give it the step count a softmax baseline trains for when Langevin dominates the cost.
+    /// 0: one cross-entropy term per iteration, inside the contrastive-divergence update.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub classify_extra_batches: u32,
     /// Fraction of each negative batch that is training data under a wrong label (each image of the batch's tail
     /// with a label drawn uniformly from the other classes) instead of a Langevin chain: contrastive divergence
     /// then also raises `E(x, y')` for data `x` of another class, which is what `argmin_y E(x, y)` classification
@@ -454,6 +460,16 @@ impl RunConfig {
             t.classify_noise == 0.0 || classifies,
             "train.classify_noise adds noise to what the cross-entropy sees: it needs train.classify_weight > 0 or a \
              classifier objective"
+        );
+        ensure!(
+            t.classify_extra_batches == 0 || (t.classify_weight > 0.0 && t.objective == Objective::Cd),
+            "train.classify_extra_batches adds the hybrid's cross-entropy steps: it needs train.classify_weight > 0 \
+             and the cd objective"
+        );
+        ensure!(
+            t.classify_extra_batches <= 64,
+            "train.classify_extra_batches = {} is more than 64 cross-entropy steps per iteration",
+            t.classify_extra_batches
         );
         ensure!(
             t.wrong_label_negatives.is_finite() && (0.0..1.0).contains(&t.wrong_label_negatives),

@@ -164,8 +164,36 @@ pub fn iteration(st: &mut TrainState<u8>, data: &ImageData, device: &Device) -> 
     st.model.set_training(false);
     let stats = stats?;
     st.replay.push(&x_neg, cond_neg.as_ref(), &mut st.rng)?;
+    for _ in 0..st.cfg.train.classify_extra_batches {
+        hybrid_classifier_step(st, data, device)?;
+    }
     st.iter += 1;
     Ok(stats)
+}
+
+/// One cross-entropy-only update of the hybrid (`train.classify_extra_batches`) on the next training batch, with
+/// the hybrid's shift, noise, temperature and weight; the spectral norms are refreshed first, as every update does.
+fn hybrid_classifier_step(st: &mut TrainState<u8>, data: &ImageData, device: &Device) -> Result<()> {
+    let t = st.cfg.train.clone();
+    let classes = st.cfg.model.cond_dim();
+    let DataConfig::Images { dequantize, .. } = st.cfg.data else { bail!("not an image run") };
+    let Some(order) = st.data_state else { bail!("an image run keeps its data order in its state") };
+    let mut batches = Batches::from_state(data.train.len(), t.batch_size, true, order)?;
+    let idx = batches.next_batch();
+    st.data_state = Some(batches.state());
+    let (x, y) = data.train.batch(&idx, if dequantize { Some(&mut st.rng) } else { None })?;
+    let x = ebm_data::augment::random_shift(&x.to_device(device)?, t.classify_shift, &mut st.rng)?;
+    let x = ebm_data::augment::gaussian_noise(&x, t.classify_noise, &mut st.rng)?;
+    let y = y.to_device(device)?;
+    st.model.refresh()?;
+    st.model.set_training(true);
+    let out = (|| {
+        let loss = (cross_entropy(&st.model, &x, &y, classes, t.classify_temperature)? * t.classify_weight)?;
+        crate::cd::step(&loss, &mut [&mut st.opt])
+    })();
+    st.model.set_training(false);
+    out?;
+    Ok(())
 }
 
 /// For each label of `y` (`[k]`, integers below `classes`), one drawn uniformly from the other classes.

@@ -192,3 +192,44 @@ fn relabelled_negatives_take_the_place_of_chains_and_raise_wrong_label_energies(
     cfg.train.wrong_label_negatives = 0.999;
     assert!(cfg.validate("t").unwrap_err().to_string().contains("wrong_label_negatives"));
 }
+
+#[test]
+fn extra_cross_entropy_batches_take_fresh_data_and_train_the_classifier_faster() {
+    let dev = Device::Cpu;
+    let mut cfg = presets::load("digits-hybrid").unwrap();
+    cfg.model = ModelConfig::DigitsNet(DigitsNetConfig { filters: 4, ..Default::default() });
+    cfg.train.classify_shift = 0;
+    cfg.sampler.steps = 2;
+    let data = image::load_data(&cfg).unwrap();
+    // the held-out cross-entropy (at the preset's temperature) after `n` iterations with `k` extra batches, and
+    // the data order's state
+    let run = |k: u32, n: usize| {
+        let mut c = cfg.clone();
+        c.train.classify_extra_batches = k;
+        c.validate("t").unwrap();
+        let mut st = image::init_state(&c, &data, &dev).unwrap();
+        for _ in 0..n {
+            assert!(image::iteration(&mut st, &data, &dev).unwrap().loss.is_finite());
+        }
+        let idx: Vec<usize> = (0..200).collect();
+        let (x, y) = data.test.batch(&idx, None).unwrap();
+        let ce =
+            cross_entropy(&st.model, &x, &y, 10, c.train.classify_temperature).unwrap().to_scalar::<f32>().unwrap();
+        (ce, st.data_state.unwrap())
+    };
+    // one iteration with 2 extra batches consumes 3 batches of the same order
+    let b = cfg.train.batch_size;
+    let init = image::init_state(&cfg, &data, &dev).unwrap().data_state.unwrap();
+    let mut order = ebm_data::Batches::from_state(data.train.len(), b, true, init).unwrap();
+    for _ in 0..3 {
+        order.next_batch();
+    }
+    assert_eq!(run(2, 1).1, order.state(), "the extra steps must draw the next batches of the data order");
+    let (plain, _) = run(0, 30);
+    let (extra, _) = run(3, 30);
+    println!("held-out cross-entropy after 30 iterations: {plain:.3} without extra batches, {extra:.3} with 3");
+    assert!(
+        extra < plain - 0.1,
+        "3 extra cross-entropy batches did not train the classifier faster: {plain} -> {extra}"
+    );
+}

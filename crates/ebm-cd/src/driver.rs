@@ -120,7 +120,9 @@ pub fn run<T: Trainer>(t: &mut T, run: &mut RunDir, mut hook: Option<Hook<T>>) -
         if let Some(h) = hook.as_mut() {
             h(t);
         }
-        let why = match divergence(&s, t.schedule().divergence_bound) {
+        let measured = divergence(&s, t.schedule().divergence_bound);
+        let from_stats = measured.is_some();
+        let why = match measured {
             Some(w) => Some(w),
             None => t.non_finite()?.map(|p| format!("parameter `{p}` became non-finite")),
         };
@@ -140,6 +142,26 @@ pub fn run<T: Trainer>(t: &mut T, run: &mut RunDir, mut hook: Option<Hook<T>>) -
                 });
             }
             t.restore(&ckpt, rollbacks)?;
+            // an iteration's statistics are measured before its update, on the weights it started from: right
+            // after the checkpoint those are the checkpoint's own, and the restored random state replays the
+            // same batch and chains, so a lower rate cannot change them
+            if from_stats && t.done() + 1 == at {
+                let advice = if t.done() == 0 {
+                    format!(
+                        "the freshly initialised model already measures so, and rolling back would repeat it \
+                         exactly; raise train.divergence_bound (now {}) above the energies of a fresh model",
+                        t.schedule().divergence_bound
+                    )
+                } else {
+                    format!(
+                        "these are the energies of the checkpoint at iteration {} itself ({}), which rolling back \
+                         would repeat exactly; raise train.divergence_bound or resume from an earlier copy",
+                        t.done(),
+                        ckpt.display()
+                    )
+                };
+                return Err(CdError::Diverged { iteration: at, reason: why, advice });
+            }
             let lr = t.base_lr();
             tracing::warn!("iteration {at}: {why}; rolled back to iteration {} with learning rate {lr:e}", t.done());
             run.log(&serde_json::json!({"event": "rollback", "at": at, "reason": why, "to": t.done(), "lr": lr}))?;

@@ -103,6 +103,23 @@ fn persistent_divergence_stops_with_a_clear_message() {
     assert!(err.contains("diverged") && err.contains("after 2 rollbacks"), "{err}");
 }
 
+/// A bound below the fresh model's own energies fails at once with what to change: rolling back to iteration 0
+/// would replay the same measurement whatever the learning rate.
+#[test]
+fn a_bound_the_fresh_model_already_exceeds_is_named_not_retried() {
+    let (mut cfg, data) = tiny();
+    cfg.train.divergence_bound = 1e-9;
+    cfg.train.max_rollbacks = 3;
+    let dev = Device::Cpu;
+    let d = tmpdir("bound");
+    let mut run = RunDir::create(&d, "run", Some(&d.join("run")), Existing::Refuse).unwrap();
+    let mut st = image::init_state(&cfg, &data, &dev).unwrap();
+    let err = image::train(&mut st, &data, &mut run, &dev, None).unwrap_err().to_string();
+    assert!(err.contains("iteration 1") && err.contains("raise train.divergence_bound"), "{err}");
+    let metrics = std::fs::read_to_string(run.file("metrics.jsonl")).unwrap_or_default();
+    assert!(!metrics.contains("\"rollback\""), "no rollback is logged: {metrics}");
+}
+
 #[test]
 fn a_config_for_the_wrong_image_size_is_refused() {
     let (mut cfg, _) = tiny();

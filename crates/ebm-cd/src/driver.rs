@@ -110,6 +110,8 @@ pub fn run<T: Trainer>(t: &mut T, run: &mut RunDir, mut hook: Option<Hook<T>>) -
     if !ckpt.exists() {
         t.save(&ckpt)?; // the first "last good" state
     }
+    // the iteration the checkpoint holds (a resumed trainer starts from it)
+    let mut ckpt_iter = t.done();
     let total = t.schedule().iterations;
     let mut progress = Progress::new(total, t.done(), &t.label());
     let started = std::time::Instant::now();
@@ -121,13 +123,31 @@ pub fn run<T: Trainer>(t: &mut T, run: &mut RunDir, mut hook: Option<Hook<T>>) -
             h(t);
         }
         let measured = divergence(&s, t.schedule().divergence_bound);
-        let from_stats = measured.is_some();
+        // an iteration's statistics are measured before its update, on the weights it started from: right after
+        // the checkpoint those are the checkpoint's own, and a rollback's restored random state replays the same
+        // batch and chains, so no lower rate can change them
+        let replayed_exactly = measured.is_some() && ckpt_iter + 1 == t.done();
         let why = match measured {
             Some(w) => Some(w),
             None => t.non_finite()?.map(|p| format!("parameter `{p}` became non-finite")),
         };
         if let Some(why) = why {
             let at = t.done();
+            if replayed_exactly {
+                let advice = match ckpt_iter {
+                    0 => format!(
+                        "the freshly initialised model already measures so, and rolling back would repeat it \
+                         exactly; raise train.divergence_bound (now {}) above the energies of a fresh model",
+                        t.schedule().divergence_bound
+                    ),
+                    n => format!(
+                        "these are the energies of the checkpoint at iteration {n} itself ({}), which rolling back \
+                         would repeat exactly; raise train.divergence_bound or resume from an earlier copy",
+                        ckpt.display()
+                    ),
+                };
+                return Err(CdError::Diverged { iteration: at, reason: why, advice });
+            }
             let rollbacks = t.rollbacks() + 1;
             let max = t.schedule().max_rollbacks;
             if rollbacks > max {
@@ -142,26 +162,6 @@ pub fn run<T: Trainer>(t: &mut T, run: &mut RunDir, mut hook: Option<Hook<T>>) -
                 });
             }
             t.restore(&ckpt, rollbacks)?;
-            // an iteration's statistics are measured before its update, on the weights it started from: right
-            // after the checkpoint those are the checkpoint's own, and the restored random state replays the
-            // same batch and chains, so a lower rate cannot change them
-            if from_stats && t.done() + 1 == at {
-                let advice = if t.done() == 0 {
-                    format!(
-                        "the freshly initialised model already measures so, and rolling back would repeat it \
-                         exactly; raise train.divergence_bound (now {}) above the energies of a fresh model",
-                        t.schedule().divergence_bound
-                    )
-                } else {
-                    format!(
-                        "these are the energies of the checkpoint at iteration {} itself ({}), which rolling back \
-                         would repeat exactly; raise train.divergence_bound or resume from an earlier copy",
-                        t.done(),
-                        ckpt.display()
-                    )
-                };
-                return Err(CdError::Diverged { iteration: at, reason: why, advice });
-            }
             let lr = t.base_lr();
             tracing::warn!("iteration {at}: {why}; rolled back to iteration {} with learning rate {lr:e}", t.done());
             run.log(&serde_json::json!({"event": "rollback", "at": at, "reason": why, "to": t.done(), "lr": lr}))?;
@@ -183,6 +183,7 @@ pub fn run<T: Trainer>(t: &mut T, run: &mut RunDir, mut hook: Option<Hook<T>>) -
         }
         if tl.checkpoint_every > 0 && done % tl.checkpoint_every == 0 && done < total {
             t.save(&ckpt)?;
+            ckpt_iter = done;
         }
         if tl.figure_every > 0 && done % tl.figure_every == 0 && done < total {
             t.figures(run)?;

@@ -2,7 +2,7 @@
 //! buffer that keeps labels (one-hot classes or continuous factors), and divergence rollback.
 
 use crate::cd::{cross_entropy, negatives, update, IterStats};
-use crate::config::{DataConfig, Objective, RunConfig};
+use crate::config::{DataConfig, Objective, RunConfig, TrainLoop};
 use crate::error::{Context, Result};
 use crate::run_dir::RunDir;
 use crate::state::{base_lr, SingleModel, StateHook, TrainState};
@@ -106,14 +106,9 @@ pub fn init_state(cfg: &RunConfig, data: &ImageData, device: &Device) -> Result<
 /// tail under wrong labels takes the place of some chains), the update, and the chains into the buffer.
 /// Conditions are one-hot labels or continuous factors ([`conditions`]); the buffer stores either as float vectors.
 pub fn iteration(st: &mut TrainState<u8>, data: &ImageData, device: &Device) -> Result<IterStats> {
+    let (idx, x_pos, y_pos) = next_train_batch(st, data)?;
     let cfg = &st.cfg;
     let (b, shape) = (cfg.train.batch_size, cfg.model.input_shape());
-    let DataConfig::Images { dequantize, .. } = cfg.data else { bail!("not an image run") };
-    let Some(order) = st.data_state else { bail!("an image run keeps its data order in its state") };
-    let mut batches = Batches::from_state(data.train.len(), b, true, order)?;
-    let idx = batches.next_batch();
-    st.data_state = Some(batches.state());
-    let (x_pos, y_pos) = data.train.batch(&idx, if dequantize { Some(&mut st.rng) } else { None })?;
     let x_pos = x_pos.to_device(device)?;
     let cond_pos = conditions(cfg, &data.train, &y_pos, &idx)?.map(|c| c.to_device(device)).transpose()?;
     if cfg.train.objective != Objective::Cd {
@@ -152,8 +147,7 @@ pub fn iteration(st: &mut TrainState<u8>, data: &ImageData, device: &Device) -> 
     };
     let stats = (|| {
         let ce = if classify > 0.0 {
-            let x_ce = ebm_data::augment::random_shift(&x_pos, cfg.train.classify_shift, &mut st.rng)?;
-            let x_ce = ebm_data::augment::gaussian_noise(&x_ce, cfg.train.classify_noise, &mut st.rng)?;
+            let x_ce = classifier_view(&x_pos, &cfg.train, &mut st.rng)?;
             let y = y_pos.to_device(device)?;
             Some((cross_entropy(&st.model, &x_ce, &y, classes, cfg.train.classify_temperature)? * classify)?)
         } else {
@@ -171,20 +165,35 @@ pub fn iteration(st: &mut TrainState<u8>, data: &ImageData, device: &Device) -> 
     Ok(stats)
 }
 
-/// One cross-entropy-only update of the hybrid (`train.classify_extra_batches`) on the next training batch, with
-/// the hybrid's shift, noise, temperature and weight; the spectral norms are refreshed first, as every update does.
-fn hybrid_classifier_step(st: &mut TrainState<u8>, data: &ImageData, device: &Device) -> Result<()> {
-    let t = st.cfg.train.clone();
-    let classes = st.cfg.model.cond_dim();
+/// The next training batch of the run's data order, which it advances, dequantised if the run says so: the
+/// images' indices, the images and their labels.
+fn next_train_batch(st: &mut TrainState<u8>, data: &ImageData) -> Result<(Vec<usize>, Tensor, Tensor)> {
     let DataConfig::Images { dequantize, .. } = st.cfg.data else { bail!("not an image run") };
     let Some(order) = st.data_state else { bail!("an image run keeps its data order in its state") };
-    let mut batches = Batches::from_state(data.train.len(), t.batch_size, true, order)?;
+    let mut batches = Batches::from_state(data.train.len(), st.cfg.train.batch_size, true, order)?;
     let idx = batches.next_batch();
     st.data_state = Some(batches.state());
     let (x, y) = data.train.batch(&idx, if dequantize { Some(&mut st.rng) } else { None })?;
-    let x = ebm_data::augment::random_shift(&x.to_device(device)?, t.classify_shift, &mut st.rng)?;
-    let x = ebm_data::augment::gaussian_noise(&x, t.classify_noise, &mut st.rng)?;
+    Ok((idx, x, y))
+}
+
+/// What the cross-entropy sees of the images `x`: shifted and noised as `train.classify_shift` and
+/// `train.classify_noise` say (the hybrid's term and the classifier objectives alike).
+fn classifier_view(x: &Tensor, t: &TrainLoop, rng: &mut Rng) -> candle_core::Result<Tensor> {
+    ebm_data::augment::gaussian_noise(
+        &ebm_data::augment::random_shift(x, t.classify_shift, rng)?,
+        t.classify_noise,
+        rng,
+    )
+}
+
+/// One cross-entropy-only update of the hybrid (`train.classify_extra_batches`) on the next training batch, with
+/// the hybrid's shift, noise, temperature and weight; the spectral norms are refreshed first, as every update does.
+fn hybrid_classifier_step(st: &mut TrainState<u8>, data: &ImageData, device: &Device) -> Result<()> {
+    let (_, x, y) = next_train_batch(st, data)?;
+    let x = classifier_view(&x.to_device(device)?, &st.cfg.train, &mut st.rng)?;
     let y = y.to_device(device)?;
+    let (t, classes) = (&st.cfg.train, st.cfg.model.cond_dim());
     st.model.refresh()?;
     st.model.set_training(true);
     let out = (|| {
@@ -212,8 +221,7 @@ fn classifier_iteration(st: &mut TrainState<u8>, x: &Tensor, y: &Tensor) -> Resu
     let classes = st.cfg.model.cond_dim();
     st.opt.cfg.lr = st.cfg.train.lr_at(base_lr(st), st.iter);
     st.model.refresh()?;
-    let x = &ebm_data::augment::random_shift(x, st.cfg.train.classify_shift, &mut st.rng)?;
-    let x = &ebm_data::augment::gaussian_noise(x, st.cfg.train.classify_noise, &mut st.rng)?;
+    let x = &classifier_view(x, &st.cfg.train, &mut st.rng)?;
     let x_train = match (st.cfg.train.objective, st.cfg.train.adversarial) {
         (Objective::Adversarial, Some(a)) => {
             let p = ebm_eval::robust::Pgd {

@@ -105,7 +105,7 @@ fn half_angle(c: &Tensor, s: &Tensor) -> Result<(Tensor, Tensor)> {
 impl Energy for FeasibilityEnergy {
     fn energy(&self, z: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
         let c = cond.ok_or_else(|| candle_core::Error::Msg("the feasibility energy needs the state".into()))?;
-        let s1 = self.norm.next(&self.norm.unstates(c)?, z)?;
+        let s1 = self.norm.next_of_normalised(c, z)?;
         self.penalty(&s1)? * self.weight
     }
 }

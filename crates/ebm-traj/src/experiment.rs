@@ -143,9 +143,7 @@ fn run_in(cfg: &TrajConfig, dir: &mut RunDir) -> Result<Report> {
     let t = Instant::now();
     let mut bar = Progress::new(cfg.ebm.iterations, 0, "ebm");
     let mut logged: Vec<serde_json::Value> = Vec::new();
-    // the scene's constraints, at unit weight: they label the infeasible negatives `ebm.infeasible_negatives` asks for
-    let judge = FeasibilityEnergy::new(norm.clone(), cfg.data.scene, 1.0);
-    train_energy(&energy, &train, &cfg.ebm, Some(&judge), cfg.seed, &mut |st| {
+    train_energy(&energy, &train, &cfg.ebm, cfg.seed, &mut |st| {
         if st.iteration % 50 == 0 || st.iteration == cfg.ebm.iterations {
             bar.tick(st.iteration, &format!("E+ {:.3} E- {:.3}", st.e_pos, st.e_neg));
             logged.push(serde_json::json!({"model": "ebm", "iteration": st.iteration, "e_pos": st.e_pos,

@@ -19,7 +19,7 @@ use ebm_sampler::Energy;
 /// the pusher-speed terms had a curvature of about 370 in `z` on the `traj-push-cpu` data, against a step of 0.1,
 /// and the chains oscillated into speed violations.)
 pub struct FeasibilityEnergy {
-    pub norm: Normaliser,
+    norm: Normaliser,
     cfg: SceneConfig,
     tolerance: f32,
     pub weight: f64,

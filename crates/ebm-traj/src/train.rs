@@ -1,7 +1,6 @@
 //! Training: the transition energy by contrastive divergence (Langevin on the next state, the state fixed, chains
 //! kept in a replay buffer with their states), and the feed-forward predictors by their likelihoods.
 
-use crate::feasible::FeasibilityEnergy;
 use crate::nets::{ContactInput, NetConfig, Normaliser, Predictor, TransitionEnergy};
 use crate::scene::STATE_DIM;
 use candle_core::{Device, Result, Tensor};
@@ -45,26 +44,6 @@ pub struct EbmConfig {
     /// Give the energy the next state's pusher-box gap as an input ([`crate::nets::ContactInput`]).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub contact_input: bool,
-    /// Share of each negative batch that is infeasible neighbours of the positives instead of Langevin chains
-    /// (negative data augmentation, Sinha et al. 2021): a positive's change plus Gaussian noise of a random scale up
-    /// to `infeasible_scale`, kept only where the scene's constraints reject the next state
-    /// ([`crate::feasible::FeasibilityEnergy::penalty`] > 0). Contrastive divergence then raises the energy of the
-    /// pass-throughs, over-speeds and joint-limit breaches near real transitions, which data never shows and the
-    /// chains visit too rarely to be taught away. The constraints act in training only; sampling uses the learned
-    /// energy alone. 0: the chains only.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub infeasible_negatives: f64,
-    /// The largest noise scale (normalised units) of the infeasible neighbours.
-    #[serde(default = "default_infeasible_scale")]
-    pub infeasible_scale: f32,
-}
-
-fn is_zero(v: &f64) -> bool {
-    *v == 0.0
-}
-
-fn default_infeasible_scale() -> f32 {
-    2.0
 }
 
 fn default_clamp() -> f32 {
@@ -101,10 +80,7 @@ impl EbmConfig {
             && self.grad_clip.is_finite()
             && self.grad_clip >= 0.0
             && self.init_std.is_finite()
-            && self.init_std >= 0.0
-            && (0.0..1.0).contains(&self.infeasible_negatives)
-            && self.infeasible_scale.is_finite()
-            && self.infeasible_scale > 0.0;
+            && self.init_std >= 0.0;
         if ok {
             Ok(())
         } else {
@@ -188,71 +164,14 @@ pub struct EbmStats {
     pub loss: f32,
 }
 
-/// Candidate rounds [`infeasible_neighbours`] draws before it settles for fewer neighbours than asked.
-const NEIGHBOUR_ROUNDS: usize = 16;
-
-/// Up to `k` infeasible neighbours of the positives `(c, z)`: each round perturbs every positive's change by
-/// `sigma * N(0, I)` with `sigma ~ U(0, scale)` and keeps, in order, those whose next state `judge` penalises.
-/// Returns the neighbours' states and changes (fewer than `k` only if `NEIGHBOUR_ROUNDS` rounds found fewer).
-pub fn infeasible_neighbours(
-    c: &Tensor,
-    z: &Tensor,
-    k: usize,
-    scale: f32,
-    judge: &FeasibilityEnergy,
-    rng: &mut Rng,
-) -> Result<(Tensor, Tensor)> {
-    let (b, d) = z.dims2()?;
-    let (mut cs, mut zs, mut found) = (Vec::new(), Vec::new(), 0usize);
-    for _ in 0..NEIGHBOUR_ROUNDS {
-        if found >= k {
-            break;
-        }
-        let noise: Vec<f32> = (0..b)
-            .flat_map(|_| {
-                let sigma = scale * rng.uniform();
-                (0..d).map(|_| sigma * rng.normal()).collect::<Vec<_>>()
-            })
-            .collect();
-        let cand = (z + Tensor::from_vec(noise, (b, d), z.device())?)?;
-        let bad = judge.penalty(&judge.norm.next_of_normalised(c, &cand)?)?.to_vec1::<f32>()?;
-        let keep: Vec<u32> = (0..b as u32).filter(|&i| bad[i as usize] > 0.0).take(k - found).collect();
-        if keep.is_empty() {
-            continue;
-        }
-        found += keep.len();
-        let idx = Tensor::from_vec(keep.clone(), keep.len(), z.device())?;
-        cs.push(c.index_select(&idx, 0)?);
-        zs.push(cand.index_select(&idx, 0)?);
-    }
-    if cs.is_empty() {
-        let empty = Tensor::zeros((0, d), z.dtype(), z.device())?;
-        return Ok((empty.clone(), empty));
-    }
-    Ok((Tensor::cat(&cs, 0)?, Tensor::cat(&zs, 0)?))
-}
-
-/// Trains `energy` by contrastive divergence; `log` sees every iteration's figures. `judge` labels the infeasible
-/// neighbours that `cfg.infeasible_negatives` asks for (required then, unused otherwise).
+/// Trains `energy` by contrastive divergence; `log` sees every iteration's figures.
 pub fn train_energy(
     energy: &TransitionEnergy,
     data: &TrainSet,
     cfg: &EbmConfig,
-    judge: Option<&FeasibilityEnergy>,
     seed: u64,
     log: &mut dyn FnMut(EbmStats),
 ) -> crate::Result<()> {
-    let neighbours = (cfg.infeasible_negatives * cfg.batch as f64).round() as usize;
-    let judge = match (neighbours, judge) {
-        (0, _) => None,
-        (_, Some(j)) => Some(j),
-        (_, None) => {
-            return Err(crate::TrajError::Config(
-                "ebm.infeasible_negatives needs the scene's constraints to label the neighbours".into(),
-            ))
-        }
-    };
-    let mut nda_rng = Rng::with_named_stream(seed, 0, "traj-ebm-infeasible");
     let mut rng = Rng::with_named_stream(seed, 0, "traj-ebm");
     let adam = AdamConfig { lr: cfg.lr, ..Default::default() };
     let mut opt = Adam::new(energy.net.params(), adam)?;
@@ -262,18 +181,13 @@ pub fn train_energy(
     let b = cfg.batch;
     for it in 0..cfg.iterations {
         let (c_pos, z_pos) = data.batch(b, &mut rng)?;
-        let (c_bad, z_bad) = match judge {
-            Some(j) => infeasible_neighbours(&c_pos, &z_pos, neighbours, cfg.infeasible_scale, j, &mut nda_rng)?,
-            None => (c_pos.narrow(0, 0, 0)?, z_pos.narrow(0, 0, 0)?),
-        };
-        let chains = b - c_bad.dims()[0];
         // fresh chains at the positives' own states; the others continue a stored chain under its own state
-        let fresh = (0..chains).filter(|_| replay.is_empty() || rng.uniform_f64() < cfg.reinit_prob).count();
+        let fresh = (0..b).filter(|_| replay.is_empty() || rng.uniform_f64() < cfg.reinit_prob).count();
         let noise: Vec<f32> = (0..fresh * STATE_DIM).map(|_| cfg.init_std * rng.normal()).collect();
         let mut z0 = vec![Tensor::from_vec(noise, (fresh, STATE_DIM), &Device::Cpu)?];
         let mut c0 = vec![c_pos.narrow(0, 0, fresh)?];
-        if fresh < chains {
-            let idx = replay.sample_indices(chains - fresh, &mut rng);
+        if fresh < b {
+            let idx = replay.sample_indices(b - fresh, &mut rng);
             let (z, c) = replay.get(&idx, &mut rng, &Device::Cpu)?;
             z0.push(z);
             c0.push(c.expect("the buffer keeps each chain's state"));
@@ -281,12 +195,7 @@ pub fn train_energy(
         let (z0, c_neg) = (Tensor::cat(&z0, 0)?, Tensor::cat(&c0, 0)?);
         let z_neg = sampler.run(energy, &z0, Some(&c_neg), None, seed ^ (it + 1).wrapping_mul(0x9e37_79b9))?.x;
         let e_pos = ebm_sampler::Energy::energy(energy, &z_pos, Some(&c_pos))?;
-        let (z_all, c_all) = if c_bad.dims()[0] > 0 {
-            (Tensor::cat(&[&z_neg.detach(), &z_bad], 0)?, Tensor::cat(&[&c_neg, &c_bad], 0)?)
-        } else {
-            (z_neg.detach(), c_neg.clone())
-        };
-        let e_neg = ebm_sampler::Energy::energy(energy, &z_all, Some(&c_all))?;
+        let e_neg = ebm_sampler::Energy::energy(energy, &z_neg.detach(), Some(&c_neg))?;
         let loss = ebm_cd::cd::cd_loss(&e_pos, &e_neg, 1.0, cfg.l2)?;
         let lv = loss.to_scalar::<f32>()?;
         if !lv.is_finite() {

@@ -230,12 +230,9 @@ fn resume_state<E: ebm_replay::Stored>(
     let mut next = edited.train.clone();
     next.iterations = iterations.unwrap_or(next.iterations);
     let schedule_kept = st.cfg.train.same_schedule_until(&next, st.iter);
-    let fixed: Vec<&String> = keys
-        .iter()
-        .filter(|k| {
-            !crate::config::resumable(k) && !(schedule_kept && crate::config::SCHEDULE_KEYS.contains(&k.as_str()))
-        })
-        .collect();
+    let may_change =
+        |k: &str| crate::config::resumable(k) || (schedule_kept && crate::config::SCHEDULE_KEYS.contains(&k));
+    let fixed: Vec<&String> = keys.iter().filter(|k| !may_change(k)).collect();
     if !fixed.is_empty() {
         return Err(CdError::config(
             run.file("config.toml").display().to_string(),

@@ -32,6 +32,13 @@ pub struct EvalConfig {
     /// `ebm_feasible`, sampled from the learned energy plus it; 0 skips them.
     #[serde(default)]
     pub feasibility_weight: f64,
+    /// Langevin chains per generated state in the EBM's futures, the lowest-energy one kept; 1: one chain.
+    #[serde(default = "one_chain")]
+    pub candidates: usize,
+}
+
+fn one_chain() -> usize {
+    1
 }
 
 /// A trajectory experiment's config (a preset or a TOML file).
@@ -73,6 +80,9 @@ impl TrajConfig {
         }
         if !(e.feasibility_weight.is_finite() && e.feasibility_weight >= 0.0) {
             return Err(format!("eval.feasibility_weight must be finite and >= 0, got {}", e.feasibility_weight));
+        }
+        if e.candidates == 0 || e.candidates > 64 {
+            return Err(format!("eval.candidates must be in 1..=64, got {}", e.candidates));
         }
         Ok(())
     }
@@ -173,8 +183,17 @@ fn run_in(cfg: &TrajConfig, dir: &mut RunDir) -> Result<Report> {
     let e = &cfg.eval;
     let starts: Vec<State> = test_range.clone().take(e.starts).map(|i| State::from_slice(data.state(i, 0))).collect();
     let real = real_futures(&cfg.data, &starts, e.futures, e.horizon, cfg.seed ^ 0x5eed);
-    let ebm =
-        energy_futures(&energy, &norm, &cfg.ebm.sampler(), cfg.ebm.init_std, &starts, e.futures, e.horizon, cfg.seed)?;
+    let ebm = energy_futures(
+        &energy,
+        &norm,
+        &cfg.ebm.sampler(),
+        cfg.ebm.init_std,
+        &starts,
+        e.futures,
+        e.horizon,
+        e.candidates,
+        cfg.seed,
+    )?;
     let fcf = predictor_futures(&fc, &norm, &starts, e.futures, e.horizon, cfg.seed)?;
     let gsf = predictor_futures(&gauss, &norm, &starts, e.futures, e.horizon, cfg.seed)?;
     seconds.insert("futures".into(), t.elapsed().as_secs_f64());
@@ -190,6 +209,7 @@ fn run_in(cfg: &TrajConfig, dir: &mut RunDir) -> Result<Report> {
             &starts,
             e.futures,
             e.horizon,
+            e.candidates,
             cfg.seed,
         )?;
         seconds.insert("futures_feasible".into(), t.elapsed().as_secs_f64());

@@ -64,7 +64,8 @@ fn normal(n: usize, std: f32, rng: &mut Rng) -> Result<Tensor> {
 }
 
 /// Futures by the transition energy: each next state is a Langevin chain on the change `z`, started from
-/// N(0, init_std^2), with the current state fixed.
+/// N(0, init_std^2), with the current state fixed. With `candidates` > 1, each step runs that many chains per
+/// future and keeps the one the energy scores lowest (best of K by the energy itself).
 #[allow(clippy::too_many_arguments)]
 pub fn energy_futures<E: Energy + ?Sized>(
     energy: &E,
@@ -74,15 +75,32 @@ pub fn energy_futures<E: Energy + ?Sized>(
     starts: &[State],
     per_start: usize,
     horizon: usize,
+    candidates: usize,
     seed: u64,
 ) -> Result<Futures> {
     let n = starts.len() * per_start;
+    let k = candidates.max(1);
     let mut rng = Rng::with_named_stream(seed, 0, "traj-ebm-futures");
     let mut s = Tensor::from_vec(repeated(starts, per_start), (n, STATE_DIM), &Device::Cpu)?;
     let mut steps = vec![s.flatten_all()?.to_vec1::<f32>()?];
     for t in 0..horizon {
         let c = norm.states(&s)?;
-        let z = sampler.run(energy, &normal(n, init_std, &mut rng)?, Some(&c), None, seed ^ (t as u64 + 1) << 20)?.x;
+        let step_seed = seed ^ (t as u64 + 1) << 20;
+        let z = if k == 1 {
+            sampler.run(energy, &normal(n, init_std, &mut rng)?, Some(&c), None, step_seed)?.x
+        } else {
+            // K copies of every future, copy-major: row j * n + i is candidate j of future i
+            let ck = Tensor::cat(&vec![c.clone(); k], 0)?;
+            let zk = sampler.run(energy, &normal(n * k, init_std, &mut rng)?, Some(&ck), None, step_seed)?.x;
+            let e = energy.energy(&zk, Some(&ck))?.to_vec1::<f32>()?;
+            let best: Vec<u32> = (0..n)
+                .map(|i| {
+                    let j = (0..k).min_by(|&a, &b| e[a * n + i].total_cmp(&e[b * n + i])).unwrap_or(0);
+                    (j * n + i) as u32
+                })
+                .collect();
+            zk.index_select(&Tensor::from_vec(best, n, &Device::Cpu)?, 0)?
+        };
         s = norm.next(&s, &z)?;
         steps.push(s.flatten_all()?.to_vec1::<f32>()?);
     }

@@ -145,3 +145,43 @@ fn the_contact_input_reads_the_gap_and_keeps_the_gradient_right() {
     let without = build(NetConfig { hidden: 32, depth: 2 }, None, 7).unwrap().0;
     assert_eq!(without.net.params()[0].1.dims(), [32, 2 * d]);
 }
+
+/// `E(z) = |z|^2`: with chains that barely move, each candidate is its own N(0, 1) start.
+struct Bowl;
+
+impl Energy for Bowl {
+    fn energy(&self, z: &Tensor, _c: Option<&Tensor>) -> candle_core::Result<Tensor> {
+        z.sqr()?.sum(1)
+    }
+}
+
+/// Best of K in the EBM's futures keeps the candidate the energy scores lowest: on `|z|^2` with 1-step chains of
+/// a negligible step, one chain leaves `|z|^2` at its chi-square mean (11, the state's dimension) and the lowest of
+/// eight is far below it (5.37, the mean of the lowest of eight chi-square draws with 11 degrees of freedom).
+#[test]
+fn best_of_k_futures_keep_the_lowest_energy_candidate() {
+    use ebm_traj::futures::energy_futures;
+    use ebm_traj::State;
+    let d = STATE_DIM;
+    let norm = Normaliser {
+        state_mean: vec![0.0; d],
+        state_std: vec![1.0; d],
+        delta_mean: vec![0.0; d],
+        delta_std: vec![1.0; d],
+    };
+    let sampler = ebm_sampler::Langevin { noise_std: 0.0, ..ebm_sampler::Langevin::ula(1e-6, 1) };
+    let starts = vec![State::from_slice(&[0.0; STATE_DIM]); 50];
+    let mean_sq = |k: usize| {
+        let f = energy_futures(&Bowl, &norm, &sampler, 1.0, &starts, 8, 1, k, 5).unwrap();
+        // with the identity normaliser the change of state is z itself
+        let mut total = 0f32;
+        for (i, j) in (0..starts.len()).flat_map(|i| (0..8).map(move |j| (i, j))) {
+            total += f.state(i, j, 1).iter().zip(f.state(i, j, 0)).map(|(a, b)| (a - b) * (a - b)).sum::<f32>();
+        }
+        total / (starts.len() * 8) as f32
+    };
+    let (one, eight) = (mean_sq(1), mean_sq(8));
+    eprintln!("mean |z|^2: {one} with one chain, {eight} with the best of eight");
+    assert!((one - 11.0).abs() < 1.0, "{one}");
+    assert!((eight - 5.37).abs() < 0.6, "{eight}");
+}

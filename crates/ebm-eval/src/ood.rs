@@ -5,7 +5,7 @@
 //! The synthetic negative sets of the paper are here: uniform noise, constant images of a uniform random colour,
 //! and midpoints of pairs of in-distribution images (the official `(x_i + x_{i+1 mod B}) / 2`).
 
-use crate::classify::class_energies;
+use crate::classify::class_energy_values;
 use candle_core::{DType, Result, Tensor};
 use ebm_kernels::Rng;
 use ebm_sampler::Energy;
@@ -46,7 +46,8 @@ pub fn scores<E: Energy + ?Sized>(model: &E, x: &Tensor, classes: usize, batch: 
     while start < n {
         let len = batch.max(1).min(n - start);
         let xb = x.narrow(0, start, len)?;
-        let e = if classes > 0 { class_energies(model, &xb, classes)?.min(1)? } else { model.energy(&xb, None)? };
+        let e =
+            if classes > 0 { class_energy_values(model, &xb, classes)?.min(1)? } else { model.energy(&xb, None)? };
         out.extend(e.neg()?.to_dtype(DType::F32)?.to_vec1::<f32>()?);
         start += len;
     }

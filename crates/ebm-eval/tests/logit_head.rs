@@ -77,3 +77,21 @@ fn attack_gradient_through_the_shared_pass_equals_the_per_class_one() {
         assert!(worst <= 1e-5 * scale, "{loss:?}: gradients differ by {worst} (scale {scale})");
     }
 }
+
+/// Scoring and prediction read `class_energy_values`: the same numbers as the differentiable `class_energies`, with
+/// no graph behind them (backward reaches no parameter), so a per-class model does not hold every class's pass.
+#[test]
+fn class_energy_values_equal_the_energies_and_carry_no_graph() {
+    let cfg = CondMnistNetConfig { filters: 4, classes: 5, logit_head: false, ..Default::default() };
+    let net = EnergyNet::new(ModelConfig::CondMnistNet(cfg), &mut Rng::new(3), &Device::Cpu).unwrap();
+    let x = images(3).to_dtype(DType::F32).unwrap();
+    let tracked = class_energies(&net, &x, 5).unwrap();
+    let values = ebm_eval::classify::class_energy_values(&net, &x, 5).unwrap();
+    assert_eq!(tracked.to_vec2::<f32>().unwrap(), values.to_vec2::<f32>().unwrap());
+    let reached = |t: &Tensor| {
+        let g = t.sum_all().unwrap().backward().unwrap();
+        net.params().iter().filter(|(_, slot)| g.get(slot.var.as_tensor()).is_some()).count()
+    };
+    assert!(reached(&tracked) > 0, "the differentiable energies reach no parameter");
+    assert_eq!(reached(&values), 0);
+}

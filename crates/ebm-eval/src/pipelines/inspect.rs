@@ -67,7 +67,7 @@ pub struct Scores {
 pub fn score(model: &EnergyNet, model_path: &Path, x: &Tensor, input: &Path) -> Result<Scores> {
     let classes = model.config().cond_dim();
     let energies: Vec<Vec<f32>> = if classes > 0 {
-        crate::classify::class_energies(model, x, classes)?.to_vec2::<f32>()?
+        crate::classify::class_energy_values(model, x, classes)?.to_vec2::<f32>()?
     } else {
         model.energy(x, None)?.to_vec1::<f32>()?.into_iter().map(|e| vec![e]).collect()
     };

@@ -54,7 +54,7 @@ fn scores(s: &Subject, x: &Tensor, score: Score) -> Result<Vec<f32>> {
             let mut out = Vec::with_capacity(x.dims()[0]);
             for start in (0..x.dims()[0]).step_by(256) {
                 let len = (x.dims()[0] - start).min(256);
-                let logits = crate::classify::class_energies(&s.model, &x.narrow(0, start, len)?, c)?.neg()?;
+                let logits = crate::classify::class_energy_values(&s.model, &x.narrow(0, start, len)?, c)?.neg()?;
                 let p = candle_core::Tensor::exp(&logits.broadcast_sub(&logits.max_keepdim(1)?)?)?;
                 let p = p.broadcast_div(&p.sum_keepdim(1)?)?;
                 out.extend(p.max(1)?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?);

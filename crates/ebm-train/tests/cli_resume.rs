@@ -46,7 +46,6 @@ fn logged_lrs(dir: &Path) -> Vec<f64> {
 #[test]
 fn a_finished_run_resumed_into_a_late_decay_equals_the_decayed_run_from_the_start() {
     let d = tmp("decay");
-    let s = |p: &Path| p.to_str().unwrap().to_string();
     let mut decayed = tiny(16);
     decayed.train.lr_final_fraction = 0.1;
     decayed.train.lr_decay_from = 10;
@@ -84,6 +83,11 @@ fn tmp(name: &str) -> PathBuf {
     d
 }
 
+/// A path as a command-line argument.
+fn s(p: &Path) -> String {
+    p.to_str().unwrap().to_string()
+}
+
 fn bytes(p: &Path) -> Vec<u8> {
     std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
@@ -111,20 +115,10 @@ fn a_terminated_and_resumed_run_equals_an_uninterrupted_one_byte_for_byte() {
 /// A run stopped by `signal` after iteration 12 (its last checkpoint at 10), then `train --resume`d.
 fn interrupted_and_resumed(signal: &str) {
     let d = tmp(signal);
-    let mut cfg = ebm_cd::presets::load("digits").unwrap();
-    cfg.model = ebm_models::ModelConfig::DigitsNet(ebm_models::DigitsNetConfig { filters: 8, ..Default::default() });
-    cfg.train.batch_size = 32;
-    cfg.train.iterations = 40;
-    cfg.train.checkpoint_every = 10;
-    cfg.train.figure_every = 0;
-    cfg.train.log_every = 1;
+    let mut cfg = tiny(40);
     cfg.train.lr_final_fraction = 0.5; // a schedule over the whole run, which the resumed part must follow
-    cfg.replay.capacity = 200;
-    cfg.eval.per_class = 2;
-    cfg.eval.steps = 2;
     let toml = d.join("tiny.toml");
     std::fs::write(&toml, cfg.to_toml()).unwrap();
-    let s = |p: &Path| p.to_str().unwrap().to_string();
     let (straight, resumed) = (d.join("straight"), d.join("resumed"));
     ebm(&["train", "--config", &s(&toml), "--out", &s(&straight)]);
 

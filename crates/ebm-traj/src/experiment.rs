@@ -13,6 +13,7 @@ use crate::{Result, TrajError};
 use ebm_cd::progress::Progress;
 use ebm_cd::run_dir::{Existing, RunDir};
 use ebm_io::Bundle;
+use ebm_sampler::Energy;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -183,35 +184,19 @@ fn run_in(cfg: &TrajConfig, dir: &mut RunDir) -> Result<Report> {
     let e = &cfg.eval;
     let starts: Vec<State> = test_range.clone().take(e.starts).map(|i| State::from_slice(data.state(i, 0))).collect();
     let real = real_futures(&cfg.data, &starts, e.futures, e.horizon, cfg.seed ^ 0x5eed);
-    let ebm = energy_futures(
-        &energy,
-        &norm,
-        &cfg.ebm.sampler(),
-        cfg.ebm.init_std,
-        &starts,
-        e.futures,
-        e.horizon,
-        e.candidates,
-        cfg.seed,
-    )?;
+    // the learned energy's futures, and below the same rollouts of the learned energy plus the feasibility energy
+    let sampler = cfg.ebm.sampler();
+    let ebm_futures = |energy: &dyn Energy| {
+        energy_futures(energy, &norm, &sampler, cfg.ebm.init_std, &starts, e.futures, e.horizon, e.candidates, cfg.seed)
+    };
+    let ebm = ebm_futures(&energy)?;
     let fcf = predictor_futures(&fc, &norm, &starts, e.futures, e.horizon, cfg.seed)?;
     let gsf = predictor_futures(&gauss, &norm, &starts, e.futures, e.horizon, cfg.seed)?;
     seconds.insert("futures".into(), t.elapsed().as_secs_f64());
     let feasible = if e.feasibility_weight > 0.0 {
         let t = Instant::now();
         let feas = FeasibilityEnergy::new(norm.clone(), cfg.data.scene, e.feasibility_weight);
-        let both = WithFeasibility { learned: &energy, feasibility: &feas };
-        let f = energy_futures(
-            &both,
-            &norm,
-            &cfg.ebm.sampler(),
-            cfg.ebm.init_std,
-            &starts,
-            e.futures,
-            e.horizon,
-            e.candidates,
-            cfg.seed,
-        )?;
+        let f = ebm_futures(&WithFeasibility { learned: &energy, feasibility: &feas })?;
         seconds.insert("futures_feasible".into(), t.elapsed().as_secs_f64());
         Some(f)
     } else {

@@ -90,7 +90,7 @@ pub fn energy_futures<E: Energy + ?Sized>(
             sampler.run(energy, &normal(n, init_std, &mut rng)?, Some(&c), None, step_seed)?.x
         } else {
             // K copies of every future, copy-major: row j * n + i is candidate j of future i
-            let ck = Tensor::cat(&vec![c.clone(); k], 0)?;
+            let ck = c.repeat((k, 1))?;
             let zk = sampler.run(energy, &normal(n * k, init_std, &mut rng)?, Some(&ck), None, step_seed)?.x;
             let e = energy.energy(&zk, Some(&ck))?.to_vec1::<f32>()?;
             let best: Vec<u32> = (0..n)

@@ -7,6 +7,17 @@ use ebm_traj::nets::{ContactInput, NetConfig, Normaliser};
 use ebm_traj::train::build;
 use ebm_traj::STATE_DIM;
 
+/// A normaliser that leaves states as they are and scales every coordinate's change by `delta_std`.
+fn unscaled_states(delta_std: f32) -> Normaliser {
+    let d = STATE_DIM;
+    Normaliser {
+        state_mean: vec![0.0; d],
+        state_std: vec![1.0; d],
+        delta_mean: vec![0.0; d],
+        delta_std: vec![delta_std; d],
+    }
+}
+
 fn rows(n: usize, seed: u32) -> Vec<f32> {
     (0..n * STATE_DIM).map(|i| (((i as u32).wrapping_mul(2654435761) ^ seed) % 1000) as f32 / 500.0 - 1.0).collect()
 }
@@ -105,12 +116,7 @@ fn short_run_training_moves_the_chains_to_the_real_changes() {
 fn the_contact_input_reads_the_gap_and_keeps_the_gradient_right() {
     let d = STATE_DIM;
     // identity state scaling; the pusher's one-step spread 0.01 m, so the input is tanh(gap / 0.02 m)
-    let norm = Normaliser {
-        state_mean: vec![0.0; d],
-        state_std: vec![1.0; d],
-        delta_mean: vec![0.0; d],
-        delta_std: vec![0.01; d],
-    };
+    let norm = unscaled_states(0.01);
     let scene = ebm_traj::scene::SceneConfig::default();
     let contact = ContactInput { norm: norm.clone(), scene };
     // the box at the origin, unturned (cos 4a = 1); the pusher inside it, touching it, and 10 cm clear
@@ -162,13 +168,7 @@ impl Energy for Bowl {
 fn best_of_k_futures_keep_the_lowest_energy_candidate() {
     use ebm_traj::futures::energy_futures;
     use ebm_traj::State;
-    let d = STATE_DIM;
-    let norm = Normaliser {
-        state_mean: vec![0.0; d],
-        state_std: vec![1.0; d],
-        delta_mean: vec![0.0; d],
-        delta_std: vec![1.0; d],
-    };
+    let norm = unscaled_states(1.0);
     let sampler = ebm_sampler::Langevin { noise_std: 0.0, ..ebm_sampler::Langevin::ula(1e-6, 1) };
     let starts = vec![State::from_slice(&[0.0; STATE_DIM]); 50];
     let mean_sq = |k: usize| {

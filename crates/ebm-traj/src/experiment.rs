@@ -6,8 +6,8 @@ use crate::feasible::{FeasibilityEnergy, WithFeasibility};
 use crate::futures::{diversity, energy_futures, nearest_real, predictor_futures, real_futures, Futures};
 use crate::generate::{generate, GenConfig, Trajectories};
 use crate::judge::{Judge, ViolationRates};
-use crate::nets::{ContactInput, NetConfig, Normaliser};
-use crate::scene::State;
+use crate::nets::{ContactInput, NetConfig, Normaliser, Predictor, TransitionEnergy};
+use crate::scene::{State, STATE_DIM};
 use crate::train::{build, predictor_loss, train_energy, train_predictor, EbmConfig, PredictorConfig, TrainSet};
 use crate::{Result, TrajError};
 use ebm_cd::progress::Progress;
@@ -36,6 +36,12 @@ pub struct EvalConfig {
     /// Langevin chains per generated state in the EBM's futures, the lowest-energy one kept; 1: one chain.
     #[serde(default = "one_chain")]
     pub candidates: usize,
+    /// Langevin steps per generated state in the EBM's rollouts; default: the training chains' `ebm.langevin_steps`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout_steps: Option<usize>,
+    /// Noise of the rollout chains; default: the training chains' `ebm.noise_std`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout_noise_std: Option<f32>,
 }
 
 fn one_chain() -> usize {
@@ -84,6 +90,12 @@ impl TrajConfig {
         }
         if e.candidates == 0 || e.candidates > 64 {
             return Err(format!("eval.candidates must be in 1..=64, got {}", e.candidates));
+        }
+        if e.rollout_steps.is_some_and(|n| n == 0 || n > 10_000) {
+            return Err(format!("eval.rollout_steps must be in 1..=10000, got {:?}", e.rollout_steps));
+        }
+        if e.rollout_noise_std.is_some_and(|s| !(s.is_finite() && s >= 0.0)) {
+            return Err(format!("eval.rollout_noise_std must be finite and >= 0, got {:?}", e.rollout_noise_std));
         }
         Ok(())
     }
@@ -142,12 +154,10 @@ fn run_in(cfg: &TrajConfig, dir: &mut RunDir) -> Result<Report> {
     seconds.insert("generate".to_string(), t0.elapsed().as_secs_f64());
     tracing::info!("{} trajectories of {} states in {:.1} s", data.len(), cfg.data.length, seconds["generate"]);
 
-    let (train_range, test_range) = data.split();
+    let (train_range, _) = data.split();
     let (s, s1) = data.transitions(train_range);
     let norm = Normaliser::fit(&s, &s1);
     let train = TrainSet::new(&norm, &s, &s1)?;
-    let (ts, ts1) = data.transitions(test_range.clone());
-    let test = TrainSet::new(&norm, &ts, &ts1)?;
     let contact = cfg.ebm.contact_input.then(|| ContactInput { norm: norm.clone(), scene: cfg.data.scene });
     let (energy, fc, gauss) = build(cfg.model, contact, cfg.seed)?;
 
@@ -178,25 +188,121 @@ fn run_in(cfg: &TrajConfig, dir: &mut RunDir) -> Result<Report> {
     for v in &logged {
         dir.log(v)?;
     }
-    save_models(cfg, &norm, &energy, &fc, &gauss, &dir.file("models.safetensors"))?;
+    let models = Models { norm, energy, fc, gauss };
+    save_models(cfg, &models, &dir.file("models.safetensors"))?;
+    let (report, figure) = evaluate(cfg, &data, &models, seconds)?;
+    write_results(&dir.path, &report, &figure)?;
+    Ok(report)
+}
 
+/// The trained networks of a run and the normalisation they share.
+pub struct Models {
+    pub norm: Normaliser,
+    pub energy: TransitionEnergy,
+    pub fc: Predictor,
+    pub gauss: Predictor,
+}
+
+impl Models {
+    /// Reads `models.safetensors` as [`run`] writes it, for networks of `cfg`'s shape.
+    pub fn load(cfg: &TrajConfig, path: &Path) -> Result<Self> {
+        let b = Bundle::load(path, &candle_core::Device::Cpu)?;
+        let norm: Normaliser = serde_json::from_str(b.meta(path, "ebm.traj_normaliser")?).map_err(|e| {
+            TrajError::File { path: path.display().to_string(), reason: format!("metadata `ebm.traj_normaliser`: {e}") }
+        })?;
+        if norm.state_mean.len() != STATE_DIM
+            || [&norm.state_std, &norm.delta_mean, &norm.delta_std].iter().any(|v| v.len() != STATE_DIM)
+        {
+            return Err(TrajError::File {
+                path: path.display().to_string(),
+                reason: format!("the normaliser does not hold {STATE_DIM} values per statistic"),
+            });
+        }
+        let contact = cfg.ebm.contact_input.then(|| ContactInput { norm: norm.clone(), scene: cfg.data.scene });
+        let (energy, fc, gauss) = build(cfg.model, contact, cfg.seed)?;
+        energy.net.load_bundle(&b, "energy/", path)?;
+        fc.net.load_bundle(&b, "fc/", path)?;
+        gauss.net.load_bundle(&b, "gauss/", path)?;
+        Ok(Self { norm, energy, fc, gauss })
+    }
+}
+
+/// Measures a finished run's models again under another `[eval]` table (more candidates, other rollout chains,
+/// another feasibility weight, more starts) without training anything; writes `config.toml` (the run's, with the
+/// new table), `trajectories.json` and `trajectories.png` into `out`, which must not hold results already.
+pub fn reevaluate(run: &Path, eval: Option<EvalConfig>, out: &Path) -> Result<Report> {
+    let config_path = run.join("config.toml");
+    let text = std::fs::read_to_string(&config_path)
+        .map_err(|e| TrajError::File { path: config_path.display().to_string(), reason: e.to_string() })?;
+    let mut cfg = TrajConfig::from_toml(&text, &config_path.display().to_string())?;
+    if let Some(e) = eval {
+        cfg.eval = e;
+        cfg.validate().map_err(TrajError::Config)?;
+    }
+    let data_path = run.join("data.safetensors");
+    let data = Trajectories::load(&data_path)?;
+    if data.cfg != cfg.data {
+        return Err(TrajError::File {
+            path: data_path.display().to_string(),
+            reason: format!("generated with other settings than {}'s [data]", config_path.display()),
+        });
+    }
+    let models = Models::load(&cfg, &run.join("models.safetensors"))?;
+    if out.join("trajectories.json").exists() {
+        return Err(TrajError::File {
+            path: out.display().to_string(),
+            reason: "holds trajectories.json already; choose another folder (nothing is overwritten)".into(),
+        });
+    }
+    std::fs::create_dir_all(out)
+        .map_err(|e| TrajError::File { path: out.display().to_string(), reason: e.to_string() })?;
+    let (report, figure) = evaluate(&cfg, &data, &models, BTreeMap::new())?;
+    ebm_io::write_atomic(&out.join("config.toml"), toml::to_string(&cfg).expect("a config serialises").as_bytes())?;
+    write_results(out, &report, &figure)?;
+    Ok(report)
+}
+
+fn write_results(dir: &Path, report: &Report, figure: &ebm_plot::Canvas) -> Result<()> {
+    let json = serde_json::to_string_pretty(&report_json(report)).expect("figures serialise");
+    ebm_io::write_atomic(&dir.join("trajectories.json"), format!("{json}\n").as_bytes())?;
+    let png = dir.join("trajectories.png");
+    figure.save_png(&png).map_err(|e| TrajError::File { path: png.display().to_string(), reason: e.to_string() })
+}
+
+/// Futures of every model and the simulator from the held-out starts, their measures and the figure.
+fn evaluate(
+    cfg: &TrajConfig,
+    data: &Trajectories,
+    m: &Models,
+    mut seconds: BTreeMap<String, f64>,
+) -> Result<(Report, ebm_plot::Canvas)> {
+    let (_, test_range) = data.split();
+    let (ts, ts1) = data.transitions(test_range.clone());
+    let test = TrainSet::new(&m.norm, &ts, &ts1)?;
     let t = Instant::now();
     let e = &cfg.eval;
-    let starts: Vec<State> = test_range.clone().take(e.starts).map(|i| State::from_slice(data.state(i, 0))).collect();
+    let starts: Vec<State> = test_range.take(e.starts).map(|i| State::from_slice(data.state(i, 0))).collect();
     let real = real_futures(&cfg.data, &starts, e.futures, e.horizon, cfg.seed ^ 0x5eed);
     // the learned energy's futures, and below the same rollouts of the learned energy plus the feasibility energy
-    let sampler = cfg.ebm.sampler();
+    let mut sampler = cfg.ebm.sampler();
+    if let Some(n) = e.rollout_steps {
+        sampler.steps = n;
+    }
+    if let Some(s) = e.rollout_noise_std {
+        sampler.noise_std = s;
+    }
+    let norm = &m.norm;
     let ebm_futures = |energy: &dyn Energy| {
-        energy_futures(energy, &norm, &sampler, cfg.ebm.init_std, &starts, e.futures, e.horizon, e.candidates, cfg.seed)
+        energy_futures(energy, norm, &sampler, cfg.ebm.init_std, &starts, e.futures, e.horizon, e.candidates, cfg.seed)
     };
-    let ebm = ebm_futures(&energy)?;
-    let fcf = predictor_futures(&fc, &norm, &starts, e.futures, e.horizon, cfg.seed)?;
-    let gsf = predictor_futures(&gauss, &norm, &starts, e.futures, e.horizon, cfg.seed)?;
+    let ebm = ebm_futures(&m.energy)?;
+    let fcf = predictor_futures(&m.fc, norm, &starts, e.futures, e.horizon, cfg.seed)?;
+    let gsf = predictor_futures(&m.gauss, norm, &starts, e.futures, e.horizon, cfg.seed)?;
     seconds.insert("futures".into(), t.elapsed().as_secs_f64());
     let feasible = if e.feasibility_weight > 0.0 {
         let t = Instant::now();
         let feas = FeasibilityEnergy::new(norm.clone(), cfg.data.scene, e.feasibility_weight);
-        let f = ebm_futures(&WithFeasibility { learned: &energy, feasibility: &feas })?;
+        let f = ebm_futures(&WithFeasibility { learned: &m.energy, feasibility: &feas })?;
         seconds.insert("futures_feasible".into(), t.elapsed().as_secs_f64());
         Some(f)
     } else {
@@ -207,21 +313,18 @@ fn run_in(cfg: &TrajConfig, dir: &mut RunDir) -> Result<Report> {
         sources.insert(1, ("ebm_feasible", f));
     }
 
-    let report = measure(cfg, &data, &sources, seconds, {
-        let mut m = BTreeMap::new();
-        m.insert("test_mse_fc".to_string(), predictor_loss(&fc, &test)? as f64);
-        m.insert("test_nll_gauss".to_string(), predictor_loss(&gauss, &test)? as f64);
-        m
+    let report = measure(cfg, data, &sources, seconds, {
+        let mut f = BTreeMap::new();
+        f.insert("test_mse_fc".to_string(), predictor_loss(&m.fc, &test)? as f64);
+        f.insert("test_nll_gauss".to_string(), predictor_loss(&m.gauss, &test)? as f64);
+        f
     })?;
-    let json = serde_json::to_string_pretty(&report_json(&report)).expect("figures serialise");
-    dir.write_text("trajectories.json", &format!("{json}\n"))?;
     let mut rows = vec![("simulator", &real), ("EBM", &ebm), ("Gaussian", &gsf), ("FC", &fcf)];
     if let Some(f) = &feasible {
         rows.insert(2, ("EBM + feas", f));
     }
     let fig = crate::figure::futures_figure(&cfg.data.scene, &rows, 0, e.futures.min(5));
-    fig.save_png(dir.file("trajectories.png")).map_err(|e| TrajError::Config(e.to_string()))?;
-    Ok(report)
+    Ok((report, fig))
 }
 
 /// The figures of `trajectories.json` from the four sources' futures.
@@ -243,6 +346,11 @@ fn measure(
         }
         let r = judge.rates(&f.generated());
         figures.insert(format!("violations_{name}"), r.any);
+        // the same over windows of steps (t - 19 ..= t): flat if a model errs anywhere, rising if errors compound
+        for &t in marks.iter().filter(|&&t| t >= 20) {
+            let w = judge.rates(&f.generated_between(t - 19, t));
+            figures.insert(format!("violations_{name}_steps{}to{t}", t - 19), w.any);
+        }
         violations.insert(name.to_string(), r);
         figures.insert(format!("nearest_real_{name}"), nearest_real(f, real, *name == "real"));
     }
@@ -262,25 +370,18 @@ fn report_json(r: &Report) -> serde_json::Value {
     serde_json::Value::Object(m)
 }
 
-fn save_models(
-    cfg: &TrajConfig,
-    norm: &Normaliser,
-    energy: &crate::nets::TransitionEnergy,
-    fc: &crate::nets::Predictor,
-    gauss: &crate::nets::Predictor,
-    path: &Path,
-) -> Result<()> {
+fn save_models(cfg: &TrajConfig, m: &Models, path: &Path) -> Result<()> {
     let mut b = Bundle::new();
-    energy.net.to_bundle(&mut b, "energy/");
-    fc.net.to_bundle(&mut b, "fc/");
-    gauss.net.to_bundle(&mut b, "gauss/");
+    m.energy.net.to_bundle(&mut b, "energy/");
+    m.fc.net.to_bundle(&mut b, "fc/");
+    m.gauss.net.to_bundle(&mut b, "gauss/");
     for (p, t) in &b.tensors {
         if !t.flatten_all()?.to_vec1::<f32>()?.iter().all(|x| x.is_finite()) {
             return Err(TrajError::Config(format!("not writing {}: `{p}` is not finite", path.display())));
         }
     }
     b.set_meta("ebm.traj_config", toml::to_string(cfg).expect("serialises"));
-    b.set_meta("ebm.traj_normaliser", serde_json::to_string(norm).expect("serialises"));
+    b.set_meta("ebm.traj_normaliser", serde_json::to_string(&m.norm).expect("serialises"));
     b.save(path)?;
     Ok(())
 }

@@ -28,10 +28,17 @@ impl Futures {
 
     /// Every generated state (the starts left out), for the feasibility judge.
     pub fn generated(&self) -> Vec<f32> {
-        let mut v = Vec::with_capacity(self.starts * self.per_start * self.horizon * STATE_DIM);
+        self.generated_between(1, self.horizon)
+    }
+
+    /// The states of steps `first..=last` of every future (for violations over time).
+    pub fn generated_between(&self, first: usize, last: usize) -> Vec<f32> {
+        let last = last.min(self.horizon);
+        let steps = (last + 1).saturating_sub(first);
+        let mut v = Vec::with_capacity(self.starts * self.per_start * steps * STATE_DIM);
         for i in 0..self.starts {
             for f in 0..self.per_start {
-                for t in 1..=self.horizon {
+                for t in first..=last {
                     v.extend_from_slice(self.state(i, f, t));
                 }
             }

@@ -44,6 +44,42 @@ pub struct EbmConfig {
     /// Give the energy the next state's pusher-box gap as an input ([`crate::nets::ContactInput`]).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub contact_input: bool,
+    /// Each positive's state is moved by Gaussian noise of this many one-step-change standard deviations (per
+    /// dimension) and its change made to end at the same real next state, so the energy also sees states a little
+    /// off the data and is fitted to lead back to it (rollouts drift off the data, and their errors compound).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub condition_noise: f32,
+    /// Which coordinates `condition_noise` moves: `all`, or `poses` (the positions and the box's angle; the
+    /// velocities stay as recorded).
+    #[serde(default, skip_serializing_if = "NoiseOn::is_all")]
+    pub condition_noise_on: NoiseOn,
+}
+
+/// The coordinates of a state that `ebm.condition_noise` moves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoiseOn {
+    #[default]
+    All,
+    Poses,
+}
+
+impl NoiseOn {
+    fn is_all(&self) -> bool {
+        *self == NoiseOn::All
+    }
+
+    /// 1 for each state coordinate moved, 0 for the others (the layout of [`crate::scene::State::to_vec`]).
+    pub fn mask(self) -> [f32; STATE_DIM] {
+        match self {
+            NoiseOn::All => [1.0; STATE_DIM],
+            NoiseOn::Poses => [1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0],
+        }
+    }
+}
+
+fn is_zero(x: &f32) -> bool {
+    *x == 0.0
 }
 
 fn default_clamp() -> f32 {
@@ -80,7 +116,9 @@ impl EbmConfig {
             && self.grad_clip.is_finite()
             && self.grad_clip >= 0.0
             && self.init_std.is_finite()
-            && self.init_std >= 0.0;
+            && self.init_std >= 0.0
+            && self.condition_noise.is_finite()
+            && self.condition_noise >= 0.0;
         if ok {
             Ok(())
         } else {
@@ -129,6 +167,9 @@ impl PredictorConfig {
 pub struct TrainSet {
     pub c: Tensor,
     pub z: Tensor,
+    /// `delta_std / state_std` per dimension: a move of the raw state by one change standard deviation, in
+    /// normalised state units.
+    pub change_in_state_units: Tensor,
 }
 
 impl TrainSet {
@@ -136,7 +177,12 @@ impl TrainSet {
         let m = s.len() / STATE_DIM;
         let st = Tensor::from_slice(s, (m, STATE_DIM), &Device::Cpu)?;
         let st1 = Tensor::from_slice(s1, (m, STATE_DIM), &Device::Cpu)?;
-        Ok(Self { c: norm.states(&st)?, z: norm.deltas(&(st1 - &st)?)? })
+        let ratio: Vec<f32> = norm.delta_std.iter().zip(&norm.state_std).map(|(d, s)| d / s).collect();
+        Ok(Self {
+            c: norm.states(&st)?,
+            z: norm.deltas(&(st1 - &st)?)?,
+            change_in_state_units: Tensor::from_vec(ratio, (1, STATE_DIM), &Device::Cpu)?,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -145,6 +191,27 @@ impl TrainSet {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The transitions `(c, z)` from states moved by Gaussian noise of `scale` one-step-change standard deviations
+    /// to the same next states (`ebm.condition_noise`); unchanged, with nothing drawn, when `scale` is 0.
+    pub fn move_states(
+        &self,
+        c: Tensor,
+        z: Tensor,
+        scale: f32,
+        on: NoiseOn,
+        rng: &mut Rng,
+    ) -> Result<(Tensor, Tensor)> {
+        if scale == 0.0 {
+            return Ok((c, z));
+        }
+        // s~ = s + a d n (d the change's std): c moves by a n d / s_std, and z = (s' - s~ - mean) / d by -a n
+        let (b, _) = c.dims2()?;
+        let mask = on.mask();
+        let n: Vec<f32> = (0..b * STATE_DIM).map(|i| scale * rng.normal() * mask[i % STATE_DIM]).collect();
+        let n = Tensor::from_vec(n, (b, STATE_DIM), &Device::Cpu)?;
+        Ok(((c + n.broadcast_mul(&self.change_in_state_units)?)?, (z - n)?))
     }
 
     /// A batch of `n` transitions drawn with replacement.
@@ -181,6 +248,7 @@ pub fn train_energy(
     let b = cfg.batch;
     for it in 0..cfg.iterations {
         let (c_pos, z_pos) = data.batch(b, &mut rng)?;
+        let (c_pos, z_pos) = data.move_states(c_pos, z_pos, cfg.condition_noise, cfg.condition_noise_on, &mut rng)?;
         // fresh chains at the positives' own states; the others continue a stored chain under its own state
         let fresh = (0..b).filter(|_| replay.is_empty() || rng.uniform_f64() < cfg.reinit_prob).count();
         let noise: Vec<f32> = (0..fresh * STATE_DIM).map(|_| cfg.init_std * rng.normal()).collect();

@@ -4,7 +4,7 @@
 use candle_core::{Device, Tensor};
 use ebm_sampler::Energy;
 use ebm_traj::nets::{ContactInput, NetConfig, Normaliser};
-use ebm_traj::train::build;
+use ebm_traj::train::{build, NoiseOn, TrainSet};
 use ebm_traj::STATE_DIM;
 
 /// A normaliser that leaves states as they are and scales every coordinate's change by `delta_std`.
@@ -78,6 +78,37 @@ fn normaliser_round_trips_changes_and_the_fc_predictor_is_deterministic() {
     let d = |a: Tensor, b: Tensor| (a - b).unwrap().abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
     assert_eq!(d(fc.sample(&c, &eps1).unwrap(), fc.sample(&c, &eps2).unwrap()), 0.0);
     assert!(d(gauss.sample(&c, &eps1).unwrap(), gauss.sample(&c, &eps2).unwrap()) > 1e-2);
+}
+
+/// `ebm.condition_noise`: the moved states lead to the same real next states, and move by the stated multiple
+/// of each dimension's one-step-change spread.
+#[test]
+fn moved_states_keep_their_real_next_states() {
+    let s = rows(4000, 5);
+    let s1: Vec<f32> = s
+        .iter()
+        .enumerate()
+        .map(|(i, v)| v + 0.05 * (1 + i % STATE_DIM) as f32 * ((i * 7919 % 13) as f32 - 6.0) / 6.0)
+        .collect();
+    let norm = Normaliser::fit(&s, &s1);
+    let set = TrainSet::new(&norm, &s, &s1).unwrap();
+    let mut rng = ebm_kernels::Rng::new(3);
+    let (c, z) = (set.c.clone(), set.z.clone());
+    let (c0, z0) = set.move_states(c.clone(), z.clone(), 0.0, NoiseOn::All, &mut rng).unwrap();
+    assert_eq!(c0.to_vec2::<f32>().unwrap(), c.to_vec2::<f32>().unwrap());
+    assert_eq!(z0.to_vec2::<f32>().unwrap(), z.to_vec2::<f32>().unwrap());
+    let (cm, zm) = set.move_states(c.clone(), z.clone(), 2.0, NoiseOn::All, &mut rng).unwrap();
+    let next = norm.next_of_normalised(&c, &z).unwrap();
+    let moved_next = norm.next_of_normalised(&cm, &zm).unwrap();
+    let err = (moved_next - &next).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    assert!(err < 1e-4, "next states moved by {err}");
+    // the raw states moved by N(0, (2 d)^2) per dimension: their spread over 4000 rows within 5%
+    let moved = (norm.unstates(&cm).unwrap() - norm.unstates(&c).unwrap()).unwrap().to_vec2::<f32>().unwrap();
+    for k in 0..STATE_DIM {
+        let sd = (moved.iter().map(|r| r[k] * r[k]).sum::<f32>() / moved.len() as f32).sqrt();
+        let want = 2.0 * norm.delta_std[k];
+        assert!((sd / want - 1.0).abs() < 0.05, "dimension {k}: spread {sd}, want {want}");
+    }
 }
 
 /// What the first preset got wrong (chains of step 0.01 that never left their N(0, 1) start) would pass every

@@ -109,6 +109,31 @@ enum EvalCommand {
         #[arg(long, default_value_t = 8)]
         eot: usize,
     },
+    /// Measure a finished trajectory run's models again (`train --preset traj-push-cpu`'s folder) with other
+    /// rollout settings: nothing is trained; the run's `[eval]` table with the flags given replaces it.
+    Traj {
+        /// The trajectory run folder (config.toml, data.safetensors, models.safetensors).
+        #[arg(long)]
+        run: PathBuf,
+        /// Output folder for config.toml, trajectories.json and trajectories.png (must not hold results).
+        #[arg(long)]
+        out: PathBuf,
+        /// Langevin chains per generated state, the lowest-energy one kept.
+        #[arg(long)]
+        candidates: Option<usize>,
+        /// Langevin steps per generated state (default: the training chains').
+        #[arg(long)]
+        rollout_steps: Option<usize>,
+        /// Noise of the rollout chains (default: the training chains').
+        #[arg(long)]
+        rollout_noise_std: Option<f32>,
+        /// Weight of the feasibility energy in the second set of EBM futures (0: none).
+        #[arg(long)]
+        feasibility_weight: Option<f64>,
+        /// Held-out start states.
+        #[arg(long)]
+        starts: Option<usize>,
+    },
     /// Masked-Langevin completion under the true class, against the original and the trivial fill.
     Complete {
         #[command(flatten)]
@@ -325,6 +350,19 @@ pub fn run(a: EvalArgs, device: &Device) -> anyhow::Result<()> {
             for c in &r.curves {
                 println!("{}: {}", c.name, serde_json::to_string(&c.accuracy)?);
             }
+        }
+        EvalCommand::Traj { run, out, candidates, rollout_steps, rollout_noise_std, feasibility_weight, starts } => {
+            let text = std::fs::read_to_string(run.join("config.toml"))
+                .map_err(|e| anyhow::anyhow!("{}: {e}", run.join("config.toml").display()))?;
+            let origin = run.join("config.toml").display().to_string();
+            let mut e = ebm_traj::experiment::TrajConfig::from_toml(&text, &origin)?.eval;
+            e.candidates = candidates.unwrap_or(e.candidates);
+            e.rollout_steps = rollout_steps.or(e.rollout_steps);
+            e.rollout_noise_std = rollout_noise_std.or(e.rollout_noise_std);
+            e.feasibility_weight = feasibility_weight.unwrap_or(e.feasibility_weight);
+            e.starts = starts.unwrap_or(e.starts);
+            let report = ebm_traj::experiment::reevaluate(&run, Some(e), &out)?;
+            super::train::print_trajectory_table(&out, &report);
         }
         EvalCommand::Complete { common, mask, steps, limit } => {
             let s = common.open(device)?;

@@ -121,18 +121,26 @@ fn trajectories(a: TrainArgs, mut cfg: ebm_traj::experiment::TrajConfig) -> anyh
     let existing = if a.force { Existing::MoveAside } else { Existing::Refuse };
     let out = ebm_traj::experiment::Output { runs_dir: a.runs_dir, out: a.out, existing };
     let (dir, report) = ebm_traj::experiment::run(&cfg, &out)?;
+    print_trajectory_table(&dir, &report);
+    Ok(())
+}
+
+/// The trajectory figures as a table on stdout, after the folder that holds them.
+pub(super) fn print_trajectory_table(dir: &std::path::Path, report: &ebm_traj::experiment::Report) {
     let f = &report.figures;
     let get = |k: &str| f.get(k).copied().unwrap_or(f64::NAN);
-    println!("{}: trajectories.json, trajectories.png, models.safetensors, data.safetensors", dir.display());
-    println!("{:8} {:>10} {:>10} {:>12} {:>10}", "source", "div t40", "div t80", "nearest real", "violations");
-    for s in ["real", "ebm", "gauss", "fc"] {
+    println!("{}: trajectories.json, trajectories.png", dir.display());
+    println!("{:12} {:>10} {:>10} {:>12} {:>10}", "source", "div t40", "div t80", "nearest real", "violations");
+    for s in ["real", "ebm", "ebm_feasible", "gauss", "fc"] {
+        if !f.contains_key(&format!("violations_{s}")) {
+            continue;
+        }
         println!(
-            "{s:8} {:10.4} {:10.4} {:12.4} {:10.4}",
+            "{s:12} {:10.4} {:10.4} {:12.4} {:10.4}",
             get(&format!("diversity_{s}_t40")),
             get(&format!("diversity_{s}_t80")),
             get(&format!("nearest_real_{s}")),
             get(&format!("violations_{s}"))
         );
     }
-    Ok(())
 }

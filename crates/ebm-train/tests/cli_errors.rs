@@ -72,3 +72,21 @@ fn missing_malformed_and_foreign_checkpoints() {
     assert!(!ok);
     assert!(err.contains("other.safetensors") && err.contains("not an ebm model checkpoint"), "{err}");
 }
+
+#[test]
+fn measuring_a_trajectory_run_again_needs_its_files() {
+    let d = tmp("traj-eval");
+    let (ok, err) = ebm(&["eval", "traj", "--run", d.to_str().unwrap(), "--out", d.join("out").to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("config.toml"), "{err}");
+    let text =
+        Command::new(env!("CARGO_BIN_EXE_ebm-train")).args(["presets", "--show", "traj-push-cpu"]).output().unwrap();
+    std::fs::write(d.join("config.toml"), text.stdout).unwrap();
+    let (ok, err) = ebm(&["eval", "traj", "--run", d.to_str().unwrap(), "--out", d.join("out").to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("data.safetensors"), "{err}");
+    let (ok, err) = ebm(&["eval", "traj", "--run", d.to_str().unwrap(), "--out", "o", "--rollout-steps", "0"]);
+    assert!(!ok);
+    assert!(err.contains("rollout_steps"), "{err}");
+    assert!(!d.join("out").exists(), "nothing is written for a run that cannot be measured");
+}

@@ -7,7 +7,7 @@ use crate::futures::{diversity, energy_futures, nearest_real, predictor_futures,
 use crate::generate::{generate, GenConfig, Trajectories};
 use crate::judge::{Judge, ViolationRates};
 use crate::nets::{ContactInput, NetConfig, Normaliser, Predictor, TransitionEnergy};
-use crate::scene::{State, STATE_DIM};
+use crate::scene::State;
 use crate::train::{build, predictor_loss, train_energy, train_predictor, EbmConfig, PredictorConfig, TrainSet};
 use crate::{Result, TrajError};
 use ebm_cd::progress::Progress;
@@ -210,14 +210,7 @@ impl Models {
         let norm: Normaliser = serde_json::from_str(b.meta(path, "ebm.traj_normaliser")?).map_err(|e| {
             TrajError::File { path: path.display().to_string(), reason: format!("metadata `ebm.traj_normaliser`: {e}") }
         })?;
-        if norm.state_mean.len() != STATE_DIM
-            || [&norm.state_std, &norm.delta_mean, &norm.delta_std].iter().any(|v| v.len() != STATE_DIM)
-        {
-            return Err(TrajError::File {
-                path: path.display().to_string(),
-                reason: format!("the normaliser does not hold {STATE_DIM} values per statistic"),
-            });
-        }
+        norm.validate().map_err(|reason| TrajError::File { path: path.display().to_string(), reason })?;
         let contact = cfg.ebm.contact_input.then(|| ContactInput { norm: norm.clone(), scene: cfg.data.scene });
         let (energy, fc, gauss) = build(cfg.model, contact, cfg.seed)?;
         energy.net.load_bundle(&b, "energy/", path)?;
@@ -227,18 +220,17 @@ impl Models {
     }
 }
 
-/// Measures a finished run's models again under another `[eval]` table (more candidates, other rollout chains,
-/// another feasibility weight, more starts) without training anything; writes `config.toml` (the run's, with the
-/// new table), `trajectories.json` and `trajectories.png` into `out`, which must not hold results already.
-pub fn reevaluate(run: &Path, eval: Option<EvalConfig>, out: &Path) -> Result<Report> {
+/// Measures a finished run's models again under its `[eval]` table as `edit` changes it (more candidates, other
+/// rollout chains, another feasibility weight, more starts) without training anything; writes `config.toml` (the
+/// run's, with the changed table), `trajectories.json` and `trajectories.png` into `out`, which must not hold
+/// results already.
+pub fn reevaluate(run: &Path, edit: impl FnOnce(&mut EvalConfig), out: &Path) -> Result<Report> {
     let config_path = run.join("config.toml");
     let text = std::fs::read_to_string(&config_path)
         .map_err(|e| TrajError::File { path: config_path.display().to_string(), reason: e.to_string() })?;
     let mut cfg = TrajConfig::from_toml(&text, &config_path.display().to_string())?;
-    if let Some(e) = eval {
-        cfg.eval = e;
-        cfg.validate().map_err(TrajError::Config)?;
-    }
+    edit(&mut cfg.eval);
+    cfg.validate().map_err(TrajError::Config)?;
     let data_path = run.join("data.safetensors");
     let data = Trajectories::load(&data_path)?;
     if data.cfg != cfg.data {
@@ -339,7 +331,8 @@ fn measure(
     let real = sources.iter().find(|(n, _)| *n == "real").expect("the real futures").1;
     let mut violations = BTreeMap::new();
     let h = cfg.eval.horizon;
-    let marks: Vec<usize> = [20, 40, 60, 80].into_iter().filter(|&t| t <= h).chain([h]).collect();
+    let mut marks: Vec<usize> = [20, 40, 60, 80].into_iter().filter(|&t| t <= h).chain([h]).collect();
+    marks.dedup();
     for (name, f) in sources {
         for &t in &marks {
             figures.insert(format!("diversity_{name}_t{t}"), diversity(f, t));

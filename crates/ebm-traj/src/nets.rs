@@ -105,6 +105,21 @@ pub struct Normaliser {
 }
 
 impl Normaliser {
+    /// Checks a normaliser read from a file: `STATE_DIM` values per statistic, finite, spreads positive (a zero or
+    /// non-finite spread would turn every rollout into NaNs without an error).
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let stats = [&self.state_mean, &self.state_std, &self.delta_mean, &self.delta_std];
+        if stats.iter().any(|v| v.len() != STATE_DIM) {
+            return Err(format!("the normaliser does not hold {STATE_DIM} values per statistic"));
+        }
+        if stats.iter().any(|v| v.iter().any(|x| !x.is_finite()))
+            || [&self.state_std, &self.delta_std].iter().any(|v| v.iter().any(|&x| x <= 0.0))
+        {
+            return Err("the normaliser holds a non-finite value or a spread that is not positive".into());
+        }
+        Ok(())
+    }
+
     /// From paired `[M, STATE_DIM]` buffers of states and next states.
     pub fn fit(s: &[f32], s1: &[f32]) -> Self {
         let d = STATE_DIM;

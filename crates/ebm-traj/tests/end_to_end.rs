@@ -84,27 +84,27 @@ fn tiny_run_writes_every_figure() {
     assert!(again.contains("run"), "{again}");
 
     // the models measured again from their files give the training run's figures, to the bit
-    let same = reevaluate(&path, None, &dir.join("same")).unwrap();
+    let same = reevaluate(&path, |_| {}, &dir.join("same")).unwrap();
     assert_eq!(same.figures, report.figures);
     assert!(dir.join("same/trajectories.json").exists() && dir.join("same/trajectories.png").exists());
-    let e = reevaluate(&path, None, &dir.join("same")).unwrap_err().to_string();
+    let e = reevaluate(&path, |_| {}, &dir.join("same")).unwrap_err().to_string();
     assert!(e.contains("same") && e.contains("trajectories.json"), "{e}");
     // other rollout chains change the EBM's futures only
     let mut longer = tiny().eval;
     longer.rollout_steps = Some(12);
-    let other = reevaluate(&path, Some(longer), &dir.join("longer")).unwrap();
+    let other = reevaluate(&path, |e| *e = longer, &dir.join("longer")).unwrap();
     assert_ne!(other.figures["nearest_real_ebm"], report.figures["nearest_real_ebm"]);
     for k in ["nearest_real_gauss", "diversity_real_t80", "violations_fc"] {
         assert_eq!(other.figures[k], report.figures[k], "{k}");
     }
     let bad = TrajConfig { eval: EvalConfig { candidates: 0, ..longer }, ..tiny() }.eval;
-    let e = reevaluate(&path, Some(bad), &dir.join("bad")).unwrap_err().to_string();
+    let e = reevaluate(&path, |e| *e = bad, &dir.join("bad")).unwrap_err().to_string();
     assert!(e.contains("candidates"), "{e}");
     // a damaged model file is named, not half-read
     let models = path.join("models.safetensors");
     let bytes = std::fs::read(&models).unwrap();
     std::fs::write(&models, &bytes[..bytes.len() / 2]).unwrap();
-    let e = reevaluate(&path, None, &dir.join("damaged")).unwrap_err().to_string();
+    let e = reevaluate(&path, |_| {}, &dir.join("damaged")).unwrap_err().to_string();
     assert!(e.contains("models.safetensors"), "{e}");
     assert!(!dir.join("damaged/trajectories.json").exists());
     std::fs::remove_dir_all(&dir).unwrap();

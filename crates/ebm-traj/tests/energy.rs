@@ -71,6 +71,12 @@ fn normaliser_round_trips_changes_and_the_fc_predictor_is_deterministic() {
     let back = norm.next(&st, &z).unwrap();
     let err = (back - &st1).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
     assert!(err < 1e-5, "{err}");
+    assert_eq!(norm.validate(), Ok(()));
+    let mut flat = norm.clone();
+    flat.delta_std[3] = 0.0;
+    assert!(flat.validate().unwrap_err().contains("spread"));
+    flat.delta_std.pop();
+    assert!(flat.validate().unwrap_err().contains("values per statistic"));
     let (_, fc, gauss) = build(NetConfig { hidden: 16, depth: 1 }, None, 1).unwrap();
     let c = norm.states(&st).unwrap();
     let eps1 = Tensor::randn(0f32, 1.0, (50, STATE_DIM), &Device::Cpu).unwrap();

@@ -352,16 +352,17 @@ pub fn run(a: EvalArgs, device: &Device) -> anyhow::Result<()> {
             }
         }
         EvalCommand::Traj { run, out, candidates, rollout_steps, rollout_noise_std, feasibility_weight, starts } => {
-            let text = std::fs::read_to_string(run.join("config.toml"))
-                .map_err(|e| anyhow::anyhow!("{}: {e}", run.join("config.toml").display()))?;
-            let origin = run.join("config.toml").display().to_string();
-            let mut e = ebm_traj::experiment::TrajConfig::from_toml(&text, &origin)?.eval;
-            e.candidates = candidates.unwrap_or(e.candidates);
-            e.rollout_steps = rollout_steps.or(e.rollout_steps);
-            e.rollout_noise_std = rollout_noise_std.or(e.rollout_noise_std);
-            e.feasibility_weight = feasibility_weight.unwrap_or(e.feasibility_weight);
-            e.starts = starts.unwrap_or(e.starts);
-            let report = ebm_traj::experiment::reevaluate(&run, Some(e), &out)?;
+            let report = ebm_traj::experiment::reevaluate(
+                &run,
+                |e| {
+                    e.candidates = candidates.unwrap_or(e.candidates);
+                    e.rollout_steps = rollout_steps.or(e.rollout_steps);
+                    e.rollout_noise_std = rollout_noise_std.or(e.rollout_noise_std);
+                    e.feasibility_weight = feasibility_weight.unwrap_or(e.feasibility_weight);
+                    e.starts = starts.unwrap_or(e.starts);
+                },
+                &out,
+            )?;
             super::train::print_trajectory_table(&out, &report);
         }
         EvalCommand::Complete { common, mask, steps, limit } => {

@@ -42,6 +42,10 @@ pub struct EvalConfig {
     /// Noise of the rollout chains; default: the training chains' `ebm.noise_std`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout_noise_std: Option<f32>,
+    /// Spread of the rollout chains' starting change, N(0, s^2) per normalised coordinate; default: the training
+    /// chains' `ebm.init_std`. A wider start keeps more of the chains' spread after a long chain has contracted it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout_init_std: Option<f32>,
 }
 
 fn one_chain() -> usize {
@@ -96,6 +100,9 @@ impl TrajConfig {
         }
         if e.rollout_noise_std.is_some_and(|s| !(s.is_finite() && s >= 0.0)) {
             return Err(format!("eval.rollout_noise_std must be finite and >= 0, got {:?}", e.rollout_noise_std));
+        }
+        if e.rollout_init_std.is_some_and(|s| !(s.is_finite() && s > 0.0 && s <= 100.0)) {
+            return Err(format!("eval.rollout_init_std must be in (0, 100], got {:?}", e.rollout_init_std));
         }
         Ok(())
     }
@@ -284,8 +291,9 @@ fn evaluate(
         sampler.noise_std = s;
     }
     let norm = &m.norm;
+    let init_std = e.rollout_init_std.unwrap_or(cfg.ebm.init_std);
     let ebm_futures = |energy: &dyn Energy| {
-        energy_futures(energy, norm, &sampler, cfg.ebm.init_std, &starts, e.futures, e.horizon, e.candidates, cfg.seed)
+        energy_futures(energy, norm, &sampler, init_std, &starts, e.futures, e.horizon, e.candidates, cfg.seed)
     };
     let ebm = ebm_futures(&m.energy)?;
     let fcf = predictor_futures(&m.fc, norm, &starts, e.futures, e.horizon, cfg.seed)?;

@@ -97,9 +97,18 @@ fn tiny_run_writes_every_figure() {
     for k in ["nearest_real_gauss", "diversity_real_t80", "violations_fc"] {
         assert_eq!(other.figures[k], report.figures[k], "{k}");
     }
+    // a wider start of the rollout chains is a change of the EBM's futures too, and only of them
+    let mut wider = tiny().eval;
+    wider.rollout_init_std = Some(2.0);
+    let other = reevaluate(&path, |e| *e = wider, &dir.join("wider")).unwrap();
+    assert_ne!(other.figures["diversity_ebm_t40"], report.figures["diversity_ebm_t40"]);
+    assert_eq!(other.figures["diversity_gauss_t40"], report.figures["diversity_gauss_t40"]);
     let bad = TrajConfig { eval: EvalConfig { candidates: 0, ..longer }, ..tiny() }.eval;
     let e = reevaluate(&path, |e| *e = bad, &dir.join("bad")).unwrap_err().to_string();
     assert!(e.contains("candidates"), "{e}");
+    let bad = EvalConfig { rollout_init_std: Some(0.0), ..longer };
+    let e = reevaluate(&path, |e| *e = bad, &dir.join("bad")).unwrap_err().to_string();
+    assert!(e.contains("rollout_init_std"), "{e}");
     // a damaged model file is named, not half-read
     let models = path.join("models.safetensors");
     let bytes = std::fs::read(&models).unwrap();

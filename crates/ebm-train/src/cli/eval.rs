@@ -127,6 +127,9 @@ enum EvalCommand {
         /// Noise of the rollout chains (default: the training chains').
         #[arg(long)]
         rollout_noise_std: Option<f32>,
+        /// Spread of the rollout chains' starting change (default: the training chains' `ebm.init_std`).
+        #[arg(long)]
+        rollout_init_std: Option<f32>,
         /// Weight of the feasibility energy in the second set of EBM futures (0: none).
         #[arg(long)]
         feasibility_weight: Option<f64>,
@@ -351,13 +354,23 @@ pub fn run(a: EvalArgs, device: &Device) -> anyhow::Result<()> {
                 println!("{}: {}", c.name, serde_json::to_string(&c.accuracy)?);
             }
         }
-        EvalCommand::Traj { run, out, candidates, rollout_steps, rollout_noise_std, feasibility_weight, starts } => {
+        EvalCommand::Traj {
+            run,
+            out,
+            candidates,
+            rollout_steps,
+            rollout_noise_std,
+            rollout_init_std,
+            feasibility_weight,
+            starts,
+        } => {
             let report = ebm_traj::experiment::reevaluate(
                 &run,
                 |e| {
                     e.candidates = candidates.unwrap_or(e.candidates);
                     e.rollout_steps = rollout_steps.or(e.rollout_steps);
                     e.rollout_noise_std = rollout_noise_std.or(e.rollout_noise_std);
+                    e.rollout_init_std = rollout_init_std.or(e.rollout_init_std);
                     e.feasibility_weight = feasibility_weight.unwrap_or(e.feasibility_weight);
                     e.starts = starts.unwrap_or(e.starts);
                 },

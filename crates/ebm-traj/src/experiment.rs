@@ -165,11 +165,7 @@ fn run_in(cfg: &TrajConfig, dir: &mut RunDir) -> Result<Report> {
     let (s, s1) = data.transitions(train_range);
     let norm = Normaliser::fit(&s, &s1);
     let train = TrainSet::new(&norm, &s, &s1)?;
-    let contact = cfg.ebm.contact_input.then(|| ContactInput {
-        norm: norm.clone(),
-        scene: cfg.data.scene,
-        limits: cfg.ebm.limit_input,
-    });
+    let contact = cfg.ebm.contact_input.then(|| ContactInput { norm: norm.clone(), scene: cfg.data.scene });
     let (energy, fc, gauss) = build(cfg.model, contact, cfg.seed)?;
 
     let t = Instant::now();
@@ -222,11 +218,7 @@ impl Models {
             TrajError::File { path: path.display().to_string(), reason: format!("metadata `ebm.traj_normaliser`: {e}") }
         })?;
         norm.validate().map_err(|reason| TrajError::File { path: path.display().to_string(), reason })?;
-        let contact = cfg.ebm.contact_input.then(|| ContactInput {
-            norm: norm.clone(),
-            scene: cfg.data.scene,
-            limits: cfg.ebm.limit_input,
-        });
+        let contact = cfg.ebm.contact_input.then(|| ContactInput { norm: norm.clone(), scene: cfg.data.scene });
         let (energy, fc, gauss) = build(cfg.model, contact, cfg.seed)?;
         energy.net.load_bundle(&b, "energy/", path)?;
         fc.net.load_bundle(&b, "fc/", path)?;

@@ -184,57 +184,36 @@ pub struct TransitionEnergy {
     pub contact: Option<ContactInput>,
 }
 
-/// More inputs of the transition energy, all read off the next state `s' = s + z`: the pusher-box gap
+/// Two more inputs of the transition energy: the pusher-box gap of the next state
 /// ([`crate::feasible::pusher_box_gap`]) at two scales, `tanh(gap / (2 u))` with `u` the pusher's one-step
 /// spread (sharp at contact) and `tanh(gap / (r + h))` with the pusher's radius and the box's half-side (still
 /// graded at a pass-through's depth, where the first has saturated). From raw coordinates an MLP must build the
 /// box's rotation and the square's distance function itself before it can tell a push from a pass-through; this
-/// hands it that one quantity. With `limits`, four more: the pusher's margin to its joint limit and to its speed
-/// bound on each axis, `tanh(margin / u_k)` in units of that coordinate's one-step spread (positive inside). What
-/// the energy does with any of them is learned: the inputs carry no penalty.
+/// hands it that one quantity. What the energy does with it is learned: the inputs carry no penalty.
 #[derive(Debug, Clone)]
 pub struct ContactInput {
     pub norm: Normaliser,
     pub scene: SceneConfig,
-    /// Add the joint-limit and speed-bound margins.
-    pub limits: bool,
 }
 
 impl ContactInput {
     /// How many inputs it adds.
-    pub fn width(&self) -> usize {
-        if self.limits {
-            6
-        } else {
-            2
-        }
-    }
+    pub const WIDTH: usize = 2;
 
-    /// The inputs `[B, width]` for normalised states `c` and changes `z`.
+    /// The inputs `[B, 2]` for normalised states `c` and changes `z`.
     pub fn feature(&self, c: &Tensor, z: &Tensor) -> Result<Tensor> {
         let s1 = self.norm.next_of_normalised(c, z)?;
         let gap = crate::feasible::pusher_box_gap(&s1, &self.scene)?;
         let unit = 0.5 * (self.norm.delta_std[0] + self.norm.delta_std[1]) as f64;
         let size = (self.scene.pusher_radius + self.scene.box_half) as f64;
-        let mut parts = vec![(&gap / (2.0 * unit))?.tanh()?, (&gap / size)?.tanh()?];
-        if self.limits {
-            // pusher x, y (columns 0, 1) against the joint limit; vx, vy (2, 3) against the command bound
-            let bounds = [(0, self.scene.joint_limit), (1, self.scene.joint_limit)]
-                .into_iter()
-                .chain([(2, self.scene.max_action), (3, self.scene.max_action)]);
-            for (k, bound) in bounds {
-                let margin = s1.narrow(1, k, 1)?.abs()?.affine(-1.0, bound as f64)?;
-                parts.push((margin / self.norm.delta_std[k] as f64)?.tanh()?);
-            }
-        }
-        Tensor::cat(&parts, 1)
+        Tensor::cat(&[(&gap / (2.0 * unit))?.tanh()?, (&gap / size)?.tanh()?], 1)
     }
 }
 
 impl TransitionEnergy {
     /// An energy over `[c, z]`, plus the contact inputs when `contact` is given.
     pub fn new(cfg: NetConfig, contact: Option<ContactInput>, rng: &mut Rng) -> Result<Self> {
-        let inputs = 2 * STATE_DIM + contact.as_ref().map_or(0, ContactInput::width);
+        let inputs = 2 * STATE_DIM + if contact.is_some() { ContactInput::WIDTH } else { 0 };
         Ok(Self { net: Mlp::new(inputs, 1, cfg, rng)?, contact })
     }
 }

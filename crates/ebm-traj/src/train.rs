@@ -44,10 +44,6 @@ pub struct EbmConfig {
     /// Give the energy the next state's pusher-box gap as an input ([`crate::nets::ContactInput`]).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub contact_input: bool,
-    /// With `contact_input`, also give the energy the next state's margins to the pusher's joint limits and speed
-    /// bounds ([`crate::nets::ContactInput`]).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub limit_input: bool,
     /// Each positive's state is moved by Gaussian noise of this many one-step-change standard deviations (per
     /// dimension) and its change made to end at the same real next state, so the energy also sees states a little
     /// off the data and is fitted to lead back to it (rollouts drift off the data, and their errors compound).
@@ -123,13 +119,11 @@ impl EbmConfig {
             && self.init_std >= 0.0
             && self.condition_noise.is_finite()
             && self.condition_noise >= 0.0;
-        if !ok {
-            return Err(format!("ebm: a setting is out of range: {self:?}"));
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("ebm: a setting is out of range: {self:?}"))
         }
-        if self.limit_input && !self.contact_input {
-            return Err("ebm.limit_input adds to the contact inputs: it needs ebm.contact_input = true".into());
-        }
-        Ok(())
     }
 
     /// The sampler of negatives and of rollouts.

@@ -155,7 +155,7 @@ fn the_contact_input_reads_the_gap_and_keeps_the_gradient_right() {
     // identity state scaling; the pusher's one-step spread 0.01 m, so the input is tanh(gap / 0.02 m)
     let norm = unscaled_states(0.01);
     let scene = ebm_traj::scene::SceneConfig::default();
-    let contact = ContactInput { norm: norm.clone(), scene, limits: false };
+    let contact = ContactInput { norm: norm.clone(), scene };
     // the box at the origin, unturned (cos 4a = 1); the pusher inside it, touching it, and 10 cm clear
     let state = |px: f32| {
         let mut s = vec![0f32; d];
@@ -177,8 +177,8 @@ fn the_contact_input_reads_the_gap_and_keeps_the_gradient_right() {
     }
 
     // the energy with the input: its gradient in z against central differences, near contact where the input moves
-    let (energy, _, _) = build(NetConfig { hidden: 32, depth: 2 }, Some(contact.clone()), 7).unwrap();
-    assert_eq!(energy.net.params()[0].1.dims(), [32, 2 * d + 2]);
+    let (energy, _, _) = build(NetConfig { hidden: 32, depth: 2 }, Some(contact), 7).unwrap();
+    assert_eq!(energy.net.params()[0].1.dims(), [32, 2 * d + ContactInput::WIDTH]);
     let n = 3;
     let z = Tensor::from_vec(rows(n, 4), (n, d), &Device::Cpu).unwrap();
     let (_, g) = energy.energy_and_grad(&z, Some(&c)).unwrap();
@@ -187,26 +187,6 @@ fn the_contact_input_reads_the_gap_and_keeps_the_gradient_right() {
     // without the input the first layer reads [c, z] only
     let without = build(NetConfig { hidden: 32, depth: 2 }, None, 7).unwrap().0;
     assert_eq!(without.net.params()[0].1.dims(), [32, 2 * d]);
-
-    // the limit inputs: margins to the joint limit and the speed bound, in units of each coordinate's one-step
-    // spread (0.01 for every coordinate here), and the gradient through them
-    let limits = ContactInput { limits: true, ..contact };
-    let mut s = state(0.5); // 0.06 m past the joint limit of 0.44
-    s[1] = -0.435; // 5 mm inside it
-    s[2] = 0.405; // 0.005 over the command bound of 0.4
-    s[3] = -0.39; // 0.01 under it
-    let c1 = Tensor::from_vec(s, (1, d), &Device::Cpu).unwrap();
-    let f = limits.feature(&c1, &zero.narrow(0, 0, 1).unwrap()).unwrap().to_vec2::<f32>().unwrap();
-    let want = [(-0.06f32 / 0.01).tanh(), (0.005f32 / 0.01).tanh(), (-0.005f32 / 0.01).tanh(), 1f32.tanh()];
-    assert_eq!(f[0].len(), 6);
-    for (got, want) in f[0][2..].iter().zip(want) {
-        assert!((got - want).abs() < 1e-3, "limit inputs {:?}, want {want:?}", &f[0][2..]);
-    }
-    let (energy, _, _) = build(NetConfig { hidden: 32, depth: 2 }, Some(limits), 7).unwrap();
-    assert_eq!(energy.net.params()[0].1.dims(), [32, 2 * d + 6]);
-    let (_, g) = energy.energy_and_grad(&z, Some(&c)).unwrap();
-    let worst = worst_gradient_error(&energy, &z, &c, &g);
-    assert!(worst < 2e-2, "with the limit inputs: largest relative difference {worst}");
 }
 
 /// `E(z) = |z|^2`: with chains that barely move, each candidate is its own N(0, 1) start.

@@ -8,7 +8,8 @@
 //!
 //! The glyphs are designed for this crate and stored below as a readable "font sheet": six bands of sixteen
 //! characters (codes 32..=127), `#` for an inked pixel and `.` for a blank one, parsed at compile time. Code 127
-//! holds a hollow box that stands in for any character the font does not cover.
+//! holds a hollow box that stands in for any character the font does not cover; accented Latin-1 letters are drawn
+//! as their base letter.
 
 /// Width of a glyph's box, in font pixels.
 pub const GLYPH_WIDTH: u32 = 5;
@@ -111,14 +112,39 @@ const fn parse_sheet() -> [[u8; GLYPH_HEIGHT as usize]; COUNT] {
 
 static GLYPHS: [[u8; GLYPH_HEIGHT as usize]; COUNT] = parse_sheet();
 
-/// The bitmap of `c`: one byte per row, top row first, bit 4 being the leftmost column. Characters outside
-/// printable ASCII (32..=126) get a hollow box, so unsupported text stays visible instead of vanishing.
+/// The bitmap of `c`: one byte per row, top row first, bit 4 being the leftmost column. Accented Latin-1
+/// letters are drawn as their base letter (a title says "Fréchet"; 5x7 pixels leave no room for the accent).
+/// Other characters outside printable ASCII (32..=126) get a hollow box, so unsupported text stays visible
+/// instead of vanishing.
 pub fn glyph(c: char) -> &'static [u8; GLYPH_HEIGHT as usize] {
-    let code = c as u32;
+    let code = base_letter(c) as u32;
     if (FIRST..FIRST + REPLACEMENT as u32).contains(&code) {
         &GLYPHS[(code - FIRST) as usize]
     } else {
         &GLYPHS[REPLACEMENT]
+    }
+}
+
+/// The unaccented letter of an accented Latin-1 letter; any other character unchanged.
+fn base_letter(c: char) -> char {
+    match c {
+        'À'..='Å' => 'A',
+        'Ç' => 'C',
+        'È'..='Ë' => 'E',
+        'Ì'..='Ï' => 'I',
+        'Ñ' => 'N',
+        'Ò'..='Ö' | 'Ø' => 'O',
+        'Ù'..='Ü' => 'U',
+        'Ý' => 'Y',
+        'à'..='å' => 'a',
+        'ç' => 'c',
+        'è'..='ë' => 'e',
+        'ì'..='ï' => 'i',
+        'ñ' => 'n',
+        'ò'..='ö' | 'ø' => 'o',
+        'ù'..='ü' => 'u',
+        'ý' | 'ÿ' => 'y',
+        other => other,
     }
 }
 
@@ -192,9 +218,18 @@ mod tests {
 
     #[test]
     fn unsupported_characters_fall_back_to_the_box() {
-        assert_eq!(glyph('é'), glyph('\u{7f}'));
+        assert_eq!(glyph('€'), glyph('\u{7f}'));
+        assert_eq!(glyph('ℓ'), glyph('\u{7f}'));
         assert_eq!(glyph('\t'), glyph('\u{7f}'));
         assert_eq!(glyph('\u{7f}')[0], 0b11111);
+    }
+
+    #[test]
+    fn accented_letters_are_drawn_as_their_base_letter() {
+        for (accented, base) in [('é', 'e'), ('É', 'E'), ('ü', 'u'), ('ñ', 'n'), ('Ø', 'O'), ('ç', 'c')] {
+            assert_eq!(glyph(accented), glyph(base), "{accented:?}");
+        }
+        assert_ne!(glyph('é'), glyph('\u{7f}'));
     }
 
     #[test]

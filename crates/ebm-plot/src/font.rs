@@ -125,17 +125,9 @@ pub fn glyph(c: char) -> &'static [u8; GLYPH_HEIGHT as usize] {
     }
 }
 
-/// The unaccented letter of an accented Latin-1 letter; any other character unchanged.
+/// The unaccented letter of an accented Latin-1 letter, in its case; any other character unchanged.
 fn base_letter(c: char) -> char {
-    match c {
-        'À'..='Å' => 'A',
-        'Ç' => 'C',
-        'È'..='Ë' => 'E',
-        'Ì'..='Ï' => 'I',
-        'Ñ' => 'N',
-        'Ò'..='Ö' | 'Ø' => 'O',
-        'Ù'..='Ü' => 'U',
-        'Ý' => 'Y',
+    let base = match c.to_lowercase().next().unwrap_or(c) {
         'à'..='å' => 'a',
         'ç' => 'c',
         'è'..='ë' => 'e',
@@ -144,7 +136,12 @@ fn base_letter(c: char) -> char {
         'ò'..='ö' | 'ø' => 'o',
         'ù'..='ü' => 'u',
         'ý' | 'ÿ' => 'y',
-        other => other,
+        _ => return c,
+    };
+    if c.is_uppercase() {
+        base.to_ascii_uppercase()
+    } else {
+        base
     }
 }
 

@@ -14,9 +14,8 @@ fn documented_configs_load() {
         }
         let text = std::fs::read_to_string(&path).unwrap();
         let origin = path.display().to_string();
-        let value: toml::Value = toml::from_str(&text).unwrap_or_else(|e| panic!("{origin}: {e}"));
-        // a trajectory config is the one with a [data.scene] table, as `ebm-train train` tells them apart
-        if value.get("data").and_then(|d| d.get("scene")).is_some() {
+        // told apart as `ebm-train train` does
+        if ebm_traj::experiment::is_trajectory_config(&text) {
             ebm_traj::experiment::TrajConfig::from_toml(&text, &origin).unwrap_or_else(|e| panic!("{e}"));
         } else {
             ebm_cd::config::RunConfig::from_toml(&text, &origin).unwrap_or_else(|e| panic!("{e}"));

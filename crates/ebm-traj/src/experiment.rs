@@ -108,6 +108,12 @@ impl TrajConfig {
     }
 }
 
+/// Whether a config file's text describes a trajectory experiment rather than an image run: a `[data.scene]`
+/// table marks it. Text that is not TOML is not one (the image run's parser then reports the error).
+pub fn is_trajectory_config(text: &str) -> bool {
+    text.parse::<toml::Table>().is_ok_and(|t| t.get("data").and_then(|d| d.get("scene")).is_some())
+}
+
 /// The built-in trajectory presets, by name.
 const PRESETS: [(&str, &str); 2] = [
     ("traj-push-cpu", include_str!("../presets/traj-push-cpu.toml")),

@@ -35,6 +35,11 @@ fn presets_load() {
     }
     assert_eq!(preset("traj-push").unwrap().unwrap().data.trajectories, 200_000);
     assert!(preset("digits").is_none());
+    // a [data.scene] table marks a trajectory config; an image run's config and text that is not TOML are not one
+    let is_traj = ebm_traj::experiment::is_trajectory_config;
+    assert!(is_traj(ebm_traj::experiment::preset_text("traj-push-cpu").unwrap()));
+    assert!(!is_traj("name = \"d\"\n[data]\nkind = \"images\"\nsource = \"digits\"\n"));
+    assert!(!is_traj("[data.scene\n"));
     let text = ebm_traj::experiment::preset_text("traj-push-cpu").unwrap().replace("horizon", "horizn");
     let e = TrajConfig::from_toml(&text, "my.toml").unwrap_err().to_string();
     assert!(e.contains("my.toml") && e.contains("horizn"), "{e}");

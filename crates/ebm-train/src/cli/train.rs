@@ -93,12 +93,7 @@ fn trajectory_config(a: &TrainArgs) -> anyhow::Result<Option<ebm_traj::experimen
     }
     if let Some(path) = &a.config {
         let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        let value: toml::Table = match text.parse() {
-            Ok(v) => v,
-            Err(_) => return Ok(None), // the run config's parser gives the error
-        };
-        let is_traj = value.get("data").and_then(|d| d.get("scene")).is_some();
-        if is_traj {
+        if ebm_traj::experiment::is_trajectory_config(&text) {
             return Ok(Some(ebm_traj::experiment::TrajConfig::from_toml(&text, &path.display().to_string())?));
         }
     }

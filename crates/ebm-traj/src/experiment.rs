@@ -2,13 +2,14 @@
 //! generate futures from held-out starts, judge and measure them against the simulator's own, and write
 //! `trajectories.json`, the figure and the models into a run folder.
 
+use crate::dagger::{DaggerConfig, Relabelled};
 use crate::feasible::{FeasibilityEnergy, WithFeasibility};
-use crate::futures::{diversity, energy_futures, nearest_real, predictor_futures, real_futures, Futures};
+use crate::futures::{diversity, energy_futures, nearest_real, predictor_futures, real_futures, DataRange, Futures};
 use crate::generate::{generate, GenConfig, Trajectories};
 use crate::judge::{Judge, ViolationRates};
 use crate::nets::{ContactInput, NetConfig, Normaliser, Predictor, TransitionEnergy};
 use crate::scene::State;
-use crate::train::{build, predictor_loss, train_energy, train_predictor, EbmConfig, PredictorConfig, TrainSet};
+use crate::train::{build, predictor_loss, train_predictor, EbmConfig, EnergyTrainer, PredictorConfig, TrainSet};
 use crate::{Result, TrajError};
 use ebm_cd::progress::Progress;
 use ebm_cd::run_dir::{Existing, RunDir};
@@ -46,6 +47,10 @@ pub struct EvalConfig {
     /// chains' `ebm.init_std`. A wider start keeps more of the chains' spread after a long chain has contracted it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout_init_std: Option<f32>,
+    /// Clip every state the energy generates (in these rollouts and in relabelling rounds) into the range of the
+    /// recorded training states ([`crate::futures::DataRange`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub clip_to_data_range: bool,
 }
 
 fn one_chain() -> usize {
@@ -64,6 +69,9 @@ pub struct TrajConfig {
     pub ebm: EbmConfig,
     pub baselines: PredictorConfig,
     pub eval: EvalConfig,
+    /// On-policy relabelling rounds for the energy ([`crate::dagger`]); absent: none.
+    #[serde(default, skip_serializing_if = "DaggerConfig::is_off")]
+    pub dagger: DaggerConfig,
 }
 
 impl TrajConfig {
@@ -78,6 +86,7 @@ impl TrajConfig {
         self.model.validate()?;
         self.ebm.validate()?;
         self.baselines.validate()?;
+        self.dagger.validate()?;
         let e = &self.eval;
         if e.starts == 0 || e.starts > self.data.test_count() {
             return Err(format!(
@@ -168,7 +177,7 @@ fn run_in(cfg: &TrajConfig, dir: &mut RunDir) -> Result<Report> {
     tracing::info!("{} trajectories of {} states in {:.1} s", data.len(), cfg.data.length, seconds["generate"]);
 
     let (train_range, _) = data.split();
-    let (s, s1) = data.transitions(train_range);
+    let (s, s1) = data.transitions(train_range.clone());
     let norm = Normaliser::fit(&s, &s1);
     let train = TrainSet::new(&norm, &s, &s1)?;
     let contact = cfg.ebm.contact_input.then(|| ContactInput { norm: norm.clone(), scene: cfg.data.scene });
@@ -177,15 +186,57 @@ fn run_in(cfg: &TrajConfig, dir: &mut RunDir) -> Result<Report> {
     let t = Instant::now();
     let mut bar = Progress::new(cfg.ebm.iterations, 0, "ebm");
     let mut logged: Vec<serde_json::Value> = Vec::new();
-    train_energy(&energy, &train, &cfg.ebm, cfg.seed, &mut |st| {
-        if st.iteration % 50 == 0 || st.iteration == cfg.ebm.iterations {
-            bar.tick(st.iteration, &format!("E+ {:.3} E- {:.3}", st.e_pos, st.e_neg));
-            logged.push(serde_json::json!({"model": "ebm", "iteration": st.iteration, "e_pos": st.e_pos,
-                "e_neg": st.e_neg, "loss": st.loss}));
+    let mut trainer = EnergyTrainer::new(&energy, &cfg.ebm, cfg.seed)?;
+    let range = cfg.eval.clip_to_data_range.then(|| training_range(&data));
+    let dg = &cfg.dagger;
+    let mut pooled = Relabelled::default();
+    let mut extra: Option<TrainSet> = None;
+    let mut dagger_seconds = 0.0;
+    for piece in 0..=dg.rounds as u64 {
+        let until = cfg.ebm.iterations * (piece + 1) / (dg.rounds as u64 + 1);
+        trainer.train_until(&train, extra.as_ref().map(|x| (x, dg.share)), until, &mut |st| {
+            if st.iteration % 50 == 0 || st.iteration == cfg.ebm.iterations {
+                bar.tick(st.iteration, &format!("E+ {:.3} E- {:.3}", st.e_pos, st.e_neg));
+                logged.push(serde_json::json!({"model": "ebm", "iteration": st.iteration, "e_pos": st.e_pos,
+                    "e_neg": st.e_neg, "loss": st.loss}));
+            }
+        })?;
+        if piece == dg.rounds as u64 {
+            break;
         }
-    })?;
+        let td = Instant::now();
+        let r = crate::dagger::round(
+            &energy,
+            &norm,
+            &cfg.ebm.sampler(),
+            cfg.ebm.init_std,
+            range.as_ref(),
+            &data,
+            train_range.clone(),
+            dg,
+            cfg.seed ^ 0xda66e5 ^ (piece + 1) << 24,
+        )?;
+        let secs = td.elapsed().as_secs_f64();
+        dagger_seconds += secs;
+        let infeasible = r.infeasible as f64 / r.visited.max(1) as f64;
+        tracing::info!(
+            "dagger round {}: {} states visited, {:.1}% infeasible, {} transitions kept ({:.1} s)",
+            piece + 1,
+            r.visited,
+            100.0 * infeasible,
+            r.len(),
+            secs
+        );
+        logged.push(serde_json::json!({"model": "dagger", "round": piece + 1, "iteration": until,
+            "visited": r.visited, "infeasible_visited": infeasible, "kept": r.len(), "seconds": secs}));
+        pooled.extend(r);
+        extra = Some(TrainSet::new(&norm, &pooled.s, &pooled.s1)?);
+    }
     bar.finish(t.elapsed().as_secs_f64());
     seconds.insert("train_ebm".into(), t.elapsed().as_secs_f64());
+    if dg.rounds > 0 {
+        seconds.insert("dagger".into(), dagger_seconds);
+    }
     for (p, name) in [(&fc, "fc"), (&gauss, "gauss")] {
         let t = Instant::now();
         let mut bar = Progress::new(cfg.baselines.iterations, 0, name);
@@ -274,6 +325,13 @@ fn write_results(dir: &Path, report: &Report, figure: &ebm_plot::Canvas) -> Resu
     figure.save_png(&png).map_err(|e| TrajError::File { path: png.display().to_string(), reason: e.to_string() })
 }
 
+/// The range of the training trajectories' states.
+fn training_range(data: &Trajectories) -> DataRange {
+    let (train, _) = data.split();
+    let d = crate::scene::STATE_DIM * data.cfg.length;
+    DataRange::of(&data.states[train.start * d..train.end * d])
+}
+
 /// Futures of every model and the simulator from the held-out starts, their measures and the figure.
 fn evaluate(
     cfg: &TrajConfig,
@@ -298,8 +356,10 @@ fn evaluate(
     }
     let norm = &m.norm;
     let init_std = e.rollout_init_std.unwrap_or(cfg.ebm.init_std);
+    let range = e.clip_to_data_range.then(|| training_range(data));
     let ebm_futures = |energy: &dyn Energy| {
-        energy_futures(energy, norm, &sampler, init_std, &starts, e.futures, e.horizon, e.candidates, cfg.seed)
+        let r = range.as_ref();
+        energy_futures(energy, norm, &sampler, init_std, r, &starts, e.futures, e.horizon, e.candidates, cfg.seed)
     };
     let ebm = ebm_futures(&m.energy)?;
     let fcf = predictor_futures(&m.fc, norm, &starts, e.futures, e.horizon, cfg.seed)?;

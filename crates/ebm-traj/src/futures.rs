@@ -61,6 +61,35 @@ impl Futures {
     }
 }
 
+/// The smallest box holding every recorded state, coordinate by coordinate: the support the data shows. Clipping
+/// generated states into it is the state-space counterpart of the IGEBM clipping image samples to the pixel
+/// range; it is read off the data, not written from the scene's rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataRange {
+    pub lo: Vec<f32>,
+    pub hi: Vec<f32>,
+}
+
+impl DataRange {
+    /// The range of `[M, STATE_DIM]` state vectors (M > 0).
+    pub fn of(states: &[f32]) -> Self {
+        let (mut lo, mut hi) = (vec![f32::INFINITY; STATE_DIM], vec![f32::NEG_INFINITY; STATE_DIM]);
+        for v in states.chunks_exact(STATE_DIM) {
+            for k in 0..STATE_DIM {
+                lo[k] = lo[k].min(v[k]);
+                hi[k] = hi[k].max(v[k]);
+            }
+        }
+        Self { lo, hi }
+    }
+
+    /// States `[B, STATE_DIM]` clipped into the range.
+    pub fn clip(&self, s: &Tensor) -> Result<Tensor> {
+        let row = |v: &[f32]| Tensor::from_slice(v, (1, STATE_DIM), &Device::Cpu);
+        s.broadcast_maximum(&row(&self.lo)?)?.broadcast_minimum(&row(&self.hi)?)
+    }
+}
+
 fn repeated(starts: &[State], per_start: usize) -> Vec<f32> {
     starts.iter().flat_map(|s| std::iter::repeat_n(s.to_vec(), per_start).flatten()).collect()
 }
@@ -72,13 +101,15 @@ fn normal(n: usize, std: f32, rng: &mut Rng) -> Result<Tensor> {
 
 /// Futures by the transition energy: each next state is a Langevin chain on the change `z`, started from
 /// N(0, init_std^2), with the current state fixed. With `candidates` > 1, each step runs that many chains per
-/// future and keeps the one the energy scores lowest (best of K by the energy itself).
+/// future and keeps the one the energy scores lowest (best of K by the energy itself). With `range`, every
+/// generated state is clipped into it.
 #[allow(clippy::too_many_arguments)]
 pub fn energy_futures<E: Energy + ?Sized>(
     energy: &E,
     norm: &Normaliser,
     sampler: &Langevin,
     init_std: f32,
+    range: Option<&DataRange>,
     starts: &[State],
     per_start: usize,
     horizon: usize,
@@ -109,6 +140,9 @@ pub fn energy_futures<E: Energy + ?Sized>(
             zk.index_select(&Tensor::from_vec(best, n, &Device::Cpu)?, 0)?
         };
         s = norm.next(&s, &z)?;
+        if let Some(r) = range {
+            s = r.clip(&s)?;
+        }
         steps.push(s.flatten_all()?.to_vec1::<f32>()?);
     }
     Ok(Futures::from_steps(starts.len(), per_start, &steps))

@@ -203,6 +203,19 @@ pub fn replay(scene_cfg: SceneConfig, start: &State, actions: &[f32]) -> Vec<f32
     states
 }
 
+/// The policy of trajectory `i` of `data` as it stood before acting at step `t`: rebuilt from the generator's
+/// seed by replaying its decisions on the recorded states, so it holds the hidden goal and the place in the
+/// random-action cycle it had there. The expert that on-policy relabelling ([`crate::dagger`]) asks.
+pub fn policy_at(data: &Trajectories, i: usize, t: usize) -> PushPolicy {
+    let cfg = &data.cfg;
+    let rng = Rng::with_named_stream(cfg.seed, i as u64, "traj-policy");
+    let mut policy = PushPolicy::new(cfg.scene, cfg.push_speed, cfg.random_every, rng);
+    for k in 0..t.min(cfg.length - 1) {
+        policy.act(&State::from_slice(data.state(i, k)));
+    }
+    policy
+}
+
 /// A set of trajectories: `states` `[N, T, STATE_DIM]` and `actions` `[N, T - 1, 2]`, row-major.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Trajectories {

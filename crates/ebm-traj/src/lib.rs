@@ -8,10 +8,12 @@
 //! - [`nets`]: the transition energy, the FC and Gaussian predictors, the normalisation they share;
 //! - [`train`]: contrastive divergence for the energy (replay buffer, Langevin on the next state), likelihood
 //!   training for the predictors;
+//! - [`dagger`]: on-policy relabelling, the simulator's answers at states the energy's own rollouts visit;
 //! - [`futures`]: rollouts from start states by each model and by the simulator, and the measures;
 //! - [`figure`]: the top-down picture of futures;
 //! - [`experiment`]: the config, the presets and the one-call experiment writing `trajectories.json`.
 
+pub mod dagger;
 pub mod experiment;
 pub mod feasible;
 pub mod figure;

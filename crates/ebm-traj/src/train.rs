@@ -239,48 +239,107 @@ pub fn train_energy(
     seed: u64,
     log: &mut dyn FnMut(EbmStats),
 ) -> crate::Result<()> {
-    let mut rng = Rng::with_named_stream(seed, 0, "traj-ebm");
-    let adam = AdamConfig { lr: cfg.lr, ..Default::default() };
-    let mut opt = Adam::new(energy.net.params(), adam)?;
-    let mut replay: ReplayBuffer<f32> =
-        ReplayBuffer::new(cfg.replay_capacity, &[STATE_DIM], STATE_DIM, Codec::Uniform256, Policy::Fifo);
-    let sampler = cfg.sampler();
-    let b = cfg.batch;
-    for it in 0..cfg.iterations {
-        let (c_pos, z_pos) = data.batch(b, &mut rng)?;
-        let (c_pos, z_pos) = data.move_states(c_pos, z_pos, cfg.condition_noise, cfg.condition_noise_on, &mut rng)?;
-        // fresh chains at the positives' own states; the others continue a stored chain under its own state
-        let fresh = (0..b).filter(|_| replay.is_empty() || rng.uniform_f64() < cfg.reinit_prob).count();
-        let noise: Vec<f32> = (0..fresh * STATE_DIM).map(|_| cfg.init_std * rng.normal()).collect();
-        let mut z0 = vec![Tensor::from_vec(noise, (fresh, STATE_DIM), &Device::Cpu)?];
-        let mut c0 = vec![c_pos.narrow(0, 0, fresh)?];
-        if fresh < b {
-            let idx = replay.sample_indices(b - fresh, &mut rng);
-            let (z, c) = replay.get(&idx, &mut rng, &Device::Cpu)?;
-            z0.push(z);
-            c0.push(c.expect("the buffer keeps each chain's state"));
-        }
-        let (z0, c_neg) = (Tensor::cat(&z0, 0)?, Tensor::cat(&c0, 0)?);
-        let z_neg = sampler.run(energy, &z0, Some(&c_neg), None, seed ^ (it + 1).wrapping_mul(0x9e37_79b9))?.x;
-        let e_pos = ebm_sampler::Energy::energy(energy, &z_pos, Some(&c_pos))?;
-        let e_neg = ebm_sampler::Energy::energy(energy, &z_neg.detach(), Some(&c_neg))?;
-        let loss = ebm_cd::cd::cd_loss(&e_pos, &e_neg, 1.0, cfg.l2)?;
-        let lv = loss.to_scalar::<f32>()?;
-        if !lv.is_finite() {
-            return Err(crate::TrajError::Config(format!(
-                "the transition energy diverged at iteration {it} (loss {lv}); lower ebm.lr or ebm.step_size"
-            )));
-        }
-        ebm_cd::cd::step(&loss, &mut [&mut opt])?;
-        replay.push(&z_neg, Some(&c_neg), &mut rng)?;
-        log(EbmStats {
-            iteration: it + 1,
-            e_pos: e_pos.mean_all()?.to_scalar()?,
-            e_neg: e_neg.mean_all()?.to_scalar()?,
-            loss: lv,
-        });
+    EnergyTrainer::new(energy, cfg, seed)?.train_until(data, None, cfg.iterations, log)
+}
+
+/// Contrastive divergence that can stop and go on: its optimiser, replay buffer and random stream are kept
+/// between calls, so training in pieces (with transitions added in between, [`crate::dagger`]) draws exactly
+/// what one uninterrupted run would while nothing is added.
+pub struct EnergyTrainer<'a> {
+    energy: &'a TransitionEnergy,
+    cfg: EbmConfig,
+    seed: u64,
+    rng: Rng,
+    opt: Adam,
+    replay: ReplayBuffer<f32>,
+    sampler: Langevin,
+    done: u64,
+}
+
+impl<'a> EnergyTrainer<'a> {
+    pub fn new(energy: &'a TransitionEnergy, cfg: &EbmConfig, seed: u64) -> Result<Self> {
+        let adam = AdamConfig { lr: cfg.lr, ..Default::default() };
+        Ok(Self {
+            energy,
+            cfg: *cfg,
+            seed,
+            rng: Rng::with_named_stream(seed, 0, "traj-ebm"),
+            opt: Adam::new(energy.net.params(), adam)?,
+            replay: ReplayBuffer::new(cfg.replay_capacity, &[STATE_DIM], STATE_DIM, Codec::Uniform256, Policy::Fifo),
+            sampler: cfg.sampler(),
+            done: 0,
+        })
     }
-    Ok(())
+
+    /// Iterations run so far.
+    pub fn iterations_done(&self) -> u64 {
+        self.done
+    }
+
+    /// Trains until `until` iterations have run in all. Each batch's positives come from `data`, or, with
+    /// `extra = Some((set, share))`, a `share` of them from `set`.
+    pub fn train_until(
+        &mut self,
+        data: &TrainSet,
+        extra: Option<(&TrainSet, f64)>,
+        until: u64,
+        log: &mut dyn FnMut(EbmStats),
+    ) -> crate::Result<()> {
+        let (cfg, energy, rng) = (&self.cfg, self.energy, &mut self.rng);
+        let b = cfg.batch;
+        let n_extra = match extra {
+            Some((set, share)) if !set.is_empty() => ((share * b as f64).round() as usize).min(b),
+            _ => 0,
+        };
+        for it in self.done..until {
+            let (c_pos, z_pos) = if n_extra == 0 {
+                data.batch(b, rng)?
+            } else {
+                let set = extra.expect("n_extra > 0 only with an extra set").0;
+                let (c2, z2) = set.batch(n_extra, rng)?;
+                if n_extra == b {
+                    (c2, z2)
+                } else {
+                    let (c1, z1) = data.batch(b - n_extra, rng)?;
+                    (Tensor::cat(&[c1, c2], 0)?, Tensor::cat(&[z1, z2], 0)?)
+                }
+            };
+            let (c_pos, z_pos) = data.move_states(c_pos, z_pos, cfg.condition_noise, cfg.condition_noise_on, rng)?;
+            // fresh chains at the positives' own states; the others continue a stored chain under its own state
+            let fresh = (0..b).filter(|_| self.replay.is_empty() || rng.uniform_f64() < cfg.reinit_prob).count();
+            let noise: Vec<f32> = (0..fresh * STATE_DIM).map(|_| cfg.init_std * rng.normal()).collect();
+            let mut z0 = vec![Tensor::from_vec(noise, (fresh, STATE_DIM), &Device::Cpu)?];
+            let mut c0 = vec![c_pos.narrow(0, 0, fresh)?];
+            if fresh < b {
+                let idx = self.replay.sample_indices(b - fresh, rng);
+                let (z, c) = self.replay.get(&idx, rng, &Device::Cpu)?;
+                z0.push(z);
+                c0.push(c.expect("the buffer keeps each chain's state"));
+            }
+            let (z0, c_neg) = (Tensor::cat(&z0, 0)?, Tensor::cat(&c0, 0)?);
+            let chain_seed = self.seed ^ (it + 1).wrapping_mul(0x9e37_79b9);
+            let z_neg = self.sampler.run(energy, &z0, Some(&c_neg), None, chain_seed)?.x;
+            let e_pos = ebm_sampler::Energy::energy(energy, &z_pos, Some(&c_pos))?;
+            let e_neg = ebm_sampler::Energy::energy(energy, &z_neg.detach(), Some(&c_neg))?;
+            let loss = ebm_cd::cd::cd_loss(&e_pos, &e_neg, 1.0, cfg.l2)?;
+            let lv = loss.to_scalar::<f32>()?;
+            if !lv.is_finite() {
+                return Err(crate::TrajError::Config(format!(
+                    "the transition energy diverged at iteration {it} (loss {lv}); lower ebm.lr or ebm.step_size"
+                )));
+            }
+            ebm_cd::cd::step(&loss, &mut [&mut self.opt])?;
+            self.replay.push(&z_neg, Some(&c_neg), rng)?;
+            self.done = it + 1;
+            log(EbmStats {
+                iteration: it + 1,
+                e_pos: e_pos.mean_all()?.to_scalar()?,
+                e_neg: e_neg.mean_all()?.to_scalar()?,
+                loss: lv,
+            });
+        }
+        Ok(())
+    }
 }
 
 /// Trains a feed-forward predictor; `log` sees `(iteration, loss)`.

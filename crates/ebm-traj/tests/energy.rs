@@ -209,7 +209,7 @@ fn best_of_k_futures_keep_the_lowest_energy_candidate() {
     let sampler = ebm_sampler::Langevin { noise_std: 0.0, ..ebm_sampler::Langevin::ula(1e-6, 1) };
     let starts = vec![State::from_slice(&[0.0; STATE_DIM]); 50];
     let mean_sq = |k: usize| {
-        let f = energy_futures(&Bowl, &norm, &sampler, 1.0, &starts, 8, 1, k, 5).unwrap();
+        let f = energy_futures(&Bowl, &norm, &sampler, 1.0, None, &starts, 8, 1, k, 5).unwrap();
         // with the identity normaliser the change of state is z itself
         let mut total = 0f32;
         for (i, j) in (0..starts.len()).flat_map(|i| (0..8).map(move |j| (i, j))) {
@@ -221,4 +221,36 @@ fn best_of_k_futures_keep_the_lowest_energy_candidate() {
     eprintln!("mean |z|^2: {one} with one chain, {eight} with the best of eight");
     assert!((one - 11.0).abs() < 1.0, "{one}");
     assert!((eight - 5.37).abs() < 0.6, "{eight}");
+}
+
+/// Clipping to the data's range: the range is each coordinate's smallest and largest recorded value, and futures
+/// clipped into it stay inside it while the unclipped ones (N(0, 1) changes of a state at the origin) leave it.
+#[test]
+fn clipped_futures_stay_in_the_recorded_range() {
+    use ebm_traj::futures::{energy_futures, DataRange};
+    use ebm_traj::State;
+    let recorded: Vec<f32> =
+        (0..3 * STATE_DIM).map(|i| [-0.5f32, 0.25, 0.0][i / STATE_DIM] + i as f32 * 1e-3).collect();
+    let range = DataRange::of(&recorded);
+    assert_eq!(range.lo[0], -0.5);
+    assert_eq!(range.hi[STATE_DIM - 1], 0.25 + (2 * STATE_DIM - 1) as f32 * 1e-3);
+    let norm = unscaled_states(1.0);
+    let sampler = ebm_sampler::Langevin { noise_std: 0.0, ..ebm_sampler::Langevin::ula(1e-6, 1) };
+    let starts = vec![State::from_slice(&[0.0; STATE_DIM]); 20];
+    let outside = |f: &ebm_traj::futures::Futures| {
+        f.generated()
+            .chunks(STATE_DIM)
+            .filter(|v| v.iter().enumerate().any(|(k, x)| *x < range.lo[k] || *x > range.hi[k]))
+            .count()
+    };
+    let free = energy_futures(&Bowl, &norm, &sampler, 1.0, None, &starts, 4, 3, 1, 9).unwrap();
+    let clipped = energy_futures(&Bowl, &norm, &sampler, 1.0, Some(&range), &starts, 4, 3, 1, 9).unwrap();
+    assert!(outside(&free) > 200, "{} of 240 unclipped states outside", outside(&free));
+    assert_eq!(outside(&clipped), 0);
+    // a state inside the range is left as it is
+    let inside =
+        candle_core::Tensor::from_slice(&recorded[STATE_DIM..2 * STATE_DIM], (1, STATE_DIM), &candle_core::Device::Cpu)
+            .unwrap();
+    let kept = range.clip(&inside).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert_eq!(&kept[..], &recorded[STATE_DIM..2 * STATE_DIM]);
 }

@@ -130,6 +130,9 @@ enum EvalCommand {
         /// Spread of the rollout chains' starting change (default: the training chains' `ebm.init_std`).
         #[arg(long)]
         rollout_init_std: Option<f32>,
+        /// Clip every generated state into the range of the recorded training states.
+        #[arg(long)]
+        clip_to_data_range: bool,
         /// Weight of the feasibility energy in the second set of EBM futures (0: none).
         #[arg(long)]
         feasibility_weight: Option<f64>,
@@ -361,6 +364,7 @@ pub fn run(a: EvalArgs, device: &Device) -> anyhow::Result<()> {
             rollout_steps,
             rollout_noise_std,
             rollout_init_std,
+            clip_to_data_range,
             feasibility_weight,
             starts,
         } => {
@@ -371,6 +375,7 @@ pub fn run(a: EvalArgs, device: &Device) -> anyhow::Result<()> {
                     e.rollout_steps = rollout_steps.or(e.rollout_steps);
                     e.rollout_noise_std = rollout_noise_std.or(e.rollout_noise_std);
                     e.rollout_init_std = rollout_init_std.or(e.rollout_init_std);
+                    e.clip_to_data_range |= clip_to_data_range;
                     e.feasibility_weight = feasibility_weight.unwrap_or(e.feasibility_weight);
                     e.starts = starts.unwrap_or(e.starts);
                 },

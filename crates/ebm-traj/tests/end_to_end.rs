@@ -108,6 +108,18 @@ fn tiny_run_writes_every_figure() {
     let other = reevaluate(&path, |e| *e = wider, &dir.join("wider")).unwrap();
     assert_ne!(other.figures["diversity_ebm_t40"], report.figures["diversity_ebm_t40"]);
     assert_eq!(other.figures["diversity_gauss_t40"], report.figures["diversity_gauss_t40"]);
+    // other starts (test trajectories 3..6 of the 10) give other real futures; past the held-out set is refused
+    let later = EvalConfig { first_start: 3, ..tiny().eval };
+    let other = reevaluate(&path, |e| *e = later, &dir.join("later")).unwrap();
+    assert_ne!(other.figures["diversity_real_t80"], report.figures["diversity_real_t80"]);
+    let past = EvalConfig { first_start: 8, ..tiny().eval };
+    let e = reevaluate(&path, |e| *e = past, &dir.join("past")).unwrap_err().to_string();
+    assert!(e.contains("first_start"), "{e}");
+    // clipping to the data's range changes the EBM's futures only
+    let clipped = EvalConfig { clip_to_data_range: true, ..tiny().eval };
+    let other = reevaluate(&path, |e| *e = clipped, &dir.join("clipped")).unwrap();
+    assert_ne!(other.figures["nearest_real_ebm"], report.figures["nearest_real_ebm"]);
+    assert_eq!(other.figures["nearest_real_gauss"], report.figures["nearest_real_gauss"]);
     let bad = TrajConfig { eval: EvalConfig { candidates: 0, ..longer }, ..tiny() }.eval;
     let e = reevaluate(&path, |e| *e = bad, &dir.join("bad")).unwrap_err().to_string();
     assert!(e.contains("candidates"), "{e}");

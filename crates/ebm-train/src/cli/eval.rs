@@ -139,6 +139,9 @@ enum EvalCommand {
         /// Held-out start states.
         #[arg(long)]
         starts: Option<usize>,
+        /// First test trajectory whose start is used (choose settings on starts past the reported ones).
+        #[arg(long)]
+        first_start: Option<usize>,
     },
     /// Masked-Langevin completion under the true class, against the original and the trivial fill.
     Complete {
@@ -367,6 +370,7 @@ pub fn run(a: EvalArgs, device: &Device) -> anyhow::Result<()> {
             clip_to_data_range,
             feasibility_weight,
             starts,
+            first_start,
         } => {
             let report = ebm_traj::experiment::reevaluate(
                 &run,
@@ -378,6 +382,7 @@ pub fn run(a: EvalArgs, device: &Device) -> anyhow::Result<()> {
                     e.clip_to_data_range |= clip_to_data_range;
                     e.feasibility_weight = feasibility_weight.unwrap_or(e.feasibility_weight);
                     e.starts = starts.unwrap_or(e.starts);
+                    e.first_start = first_start.unwrap_or(e.first_start);
                 },
                 &out,
             )?;

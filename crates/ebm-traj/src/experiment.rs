@@ -188,66 +188,14 @@ fn run_in(cfg: &TrajConfig, dir: &mut RunDir) -> Result<Report> {
     tracing::info!("{} trajectories of {} states in {:.1} s", data.len(), cfg.data.length, seconds["generate"]);
 
     let (train_range, _) = data.split();
-    let (s, s1) = data.transitions(train_range.clone());
+    let (s, s1) = data.transitions(train_range);
     let norm = Normaliser::fit(&s, &s1);
     let train = TrainSet::new(&norm, &s, &s1)?;
     let contact = cfg.ebm.contact_input.then(|| ContactInput { norm: norm.clone(), scene: cfg.data.scene });
     let (energy, fc, gauss) = build(cfg.model, contact, cfg.seed)?;
 
-    let t = Instant::now();
-    let mut bar = Progress::new(cfg.ebm.iterations, 0, "ebm");
     let mut logged: Vec<serde_json::Value> = Vec::new();
-    let mut trainer = EnergyTrainer::new(&energy, &cfg.ebm, cfg.seed)?;
-    let range = cfg.eval.clip_to_data_range.then(|| training_range(&data));
-    let dg = &cfg.dagger;
-    let mut pooled = Relabelled::default();
-    let mut extra: Option<TrainSet> = None;
-    let mut dagger_seconds = 0.0;
-    for piece in 0..=dg.rounds as u64 {
-        let until = cfg.ebm.iterations * (piece + 1) / (dg.rounds as u64 + 1);
-        trainer.train_until(&train, extra.as_ref().map(|x| (x, dg.share)), until, &mut |st| {
-            if st.iteration % 50 == 0 || st.iteration == cfg.ebm.iterations {
-                bar.tick(st.iteration, &format!("E+ {:.3} E- {:.3}", st.e_pos, st.e_neg));
-                logged.push(serde_json::json!({"model": "ebm", "iteration": st.iteration, "e_pos": st.e_pos,
-                    "e_neg": st.e_neg, "loss": st.loss}));
-            }
-        })?;
-        if piece == dg.rounds as u64 {
-            break;
-        }
-        let td = Instant::now();
-        let r = crate::dagger::round(
-            &energy,
-            &norm,
-            &cfg.ebm.sampler(),
-            cfg.ebm.init_std,
-            range.as_ref(),
-            &data,
-            train_range.clone(),
-            dg,
-            cfg.seed ^ 0xda66e5 ^ (piece + 1) << 24,
-        )?;
-        let secs = td.elapsed().as_secs_f64();
-        dagger_seconds += secs;
-        let infeasible = r.infeasible as f64 / r.visited.max(1) as f64;
-        tracing::info!(
-            "dagger round {}: {} states visited, {:.1}% infeasible, {} transitions kept ({:.1} s)",
-            piece + 1,
-            r.visited,
-            100.0 * infeasible,
-            r.len(),
-            secs
-        );
-        logged.push(serde_json::json!({"model": "dagger", "round": piece + 1, "iteration": until,
-            "visited": r.visited, "infeasible_visited": infeasible, "kept": r.len(), "seconds": secs}));
-        pooled.extend(r);
-        extra = Some(TrainSet::new(&norm, &pooled.s, &pooled.s1)?);
-    }
-    bar.finish(t.elapsed().as_secs_f64());
-    seconds.insert("train_ebm".into(), t.elapsed().as_secs_f64());
-    if dg.rounds > 0 {
-        seconds.insert("dagger".into(), dagger_seconds);
-    }
+    train_energy_in_rounds(cfg, &data, &norm, &train, &energy, &mut logged, &mut seconds)?;
     for (p, name) in [(&fc, "fc"), (&gauss, "gauss")] {
         let t = Instant::now();
         let mut bar = Progress::new(cfg.baselines.iterations, 0, name);
@@ -268,6 +216,75 @@ fn run_in(cfg: &TrajConfig, dir: &mut RunDir) -> Result<Report> {
     let (report, figure) = evaluate(cfg, &data, &models, seconds)?;
     write_results(&dir.path, &report, &figure)?;
     Ok(report)
+}
+
+/// Trains the energy, with the `[dagger]` table's relabelling rounds between equal pieces of its iterations;
+/// every 50th iteration's figures and each round's counts go to `logged`, the times to `seconds`.
+fn train_energy_in_rounds(
+    cfg: &TrajConfig,
+    data: &Trajectories,
+    norm: &Normaliser,
+    train: &TrainSet,
+    energy: &TransitionEnergy,
+    logged: &mut Vec<serde_json::Value>,
+    seconds: &mut BTreeMap<String, f64>,
+) -> Result<()> {
+    let t = Instant::now();
+    let mut bar = Progress::new(cfg.ebm.iterations, 0, "ebm");
+    let mut trainer = EnergyTrainer::new(energy, &cfg.ebm, cfg.seed)?;
+    let range = cfg.eval.clip_to_data_range.then(|| training_range(data));
+    let dg = &cfg.dagger;
+    let mut pooled = Relabelled::default();
+    let mut extra: Option<TrainSet> = None;
+    let mut dagger_seconds = 0.0;
+    for piece in 0..=dg.rounds as u64 {
+        let until = cfg.ebm.iterations * (piece + 1) / (dg.rounds as u64 + 1);
+        trainer.train_until(train, extra.as_ref().map(|x| (x, dg.share)), until, &mut |st| {
+            if st.iteration % 50 == 0 || st.iteration == cfg.ebm.iterations {
+                bar.tick(st.iteration, &format!("E+ {:.3} E- {:.3}", st.e_pos, st.e_neg));
+                logged.push(serde_json::json!({"model": "ebm", "iteration": st.iteration, "e_pos": st.e_pos,
+                    "e_neg": st.e_neg, "loss": st.loss}));
+            }
+        })?;
+        if piece == dg.rounds as u64 {
+            break;
+        }
+        let td = Instant::now();
+        let round_seed = cfg.seed ^ 0xda66e5 ^ ((piece + 1) << 24);
+        let sampler = cfg.ebm.sampler();
+        let r = crate::dagger::round(
+            energy,
+            norm,
+            &sampler,
+            cfg.ebm.init_std,
+            range.as_ref(),
+            data,
+            data.split().0,
+            dg,
+            round_seed,
+        )?;
+        let secs = td.elapsed().as_secs_f64();
+        dagger_seconds += secs;
+        let infeasible = r.infeasible as f64 / r.visited.max(1) as f64;
+        tracing::info!(
+            "dagger round {}: {} states visited, {:.1}% infeasible, {} transitions kept ({:.1} s)",
+            piece + 1,
+            r.visited,
+            100.0 * infeasible,
+            r.len(),
+            secs
+        );
+        logged.push(serde_json::json!({"model": "dagger", "round": piece + 1, "iteration": until,
+            "visited": r.visited, "infeasible_visited": infeasible, "kept": r.len(), "seconds": secs}));
+        pooled.extend(r);
+        extra = Some(TrainSet::new(norm, &pooled.s, &pooled.s1)?);
+    }
+    bar.finish(t.elapsed().as_secs_f64());
+    seconds.insert("train_ebm".into(), t.elapsed().as_secs_f64());
+    if dg.rounds > 0 {
+        seconds.insert("dagger".into(), dagger_seconds);
+    }
+    Ok(())
 }
 
 /// The trained networks of a run and the normalisation they share.

@@ -115,9 +115,10 @@ fn tiny_run_writes_every_figure() {
     let past = EvalConfig { first_start: 8, ..tiny().eval };
     let e = reevaluate(&path, |e| *e = past, &dir.join("past")).unwrap_err().to_string();
     assert!(e.contains("first_start"), "{e}");
-    // clipping to the data's range changes the EBM's futures only
-    let clipped = EvalConfig { clip_to_data_range: true, ..tiny().eval };
-    let other = reevaluate(&path, |e| *e = clipped, &dir.join("clipped")).unwrap();
+    // the preset clips to the data's range; without it, the EBM's futures change, and only they
+    assert!(tiny().eval.clip_to_data_range);
+    let unclipped = EvalConfig { clip_to_data_range: false, ..tiny().eval };
+    let other = reevaluate(&path, |e| *e = unclipped, &dir.join("unclipped")).unwrap();
     assert_ne!(other.figures["nearest_real_ebm"], report.figures["nearest_real_ebm"]);
     assert_eq!(other.figures["nearest_real_gauss"], report.figures["nearest_real_gauss"]);
     let bad = TrajConfig { eval: EvalConfig { candidates: 0, ..longer }, ..tiny() }.eval;

@@ -14,7 +14,6 @@ use ebm_kernels::Rng;
 use ebm_sampler::{Energy, Langevin};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::ops::Range;
 
 /// How much on-policy data the energy is trained on (the `[dagger]` table; absent: none).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -100,7 +99,7 @@ impl Relabelled {
 fn relabel_one(
     data: &Trajectories,
     (i, t0): (usize, usize),
-    states: &[Vec<f32>],
+    states: &[&[f32]],
     judge: &Judge,
     norm: &Normaliser,
     max_change: f32,
@@ -108,7 +107,7 @@ fn relabel_one(
 ) -> Relabelled {
     let mut policy = policy_at(data, i, t0);
     let mut out = Relabelled::default();
-    for (t, v) in states.iter().enumerate() {
+    for (t, &v) in states.iter().enumerate() {
         if v.iter().any(|x| !x.is_finite()) {
             // a chain that left the numbers behind: nothing after it can be asked about
             out.visited += states.len() - t;
@@ -129,6 +128,7 @@ fn relabel_one(
         let mut scene = Scene::new(data.cfg.scene, &s);
         scene.step(action);
         let next = scene.state().to_vec();
+        // the change in the chains' normalised units, as `Normaliser::deltas` computes it
         let change_ok = (0..STATE_DIM).all(|k| {
             let z = (next[k] - v[k] - norm.delta_mean[k]) / norm.delta_std[k];
             z.abs() <= max_change
@@ -142,7 +142,7 @@ fn relabel_one(
 }
 
 /// One round: `cfg.rollouts` rollouts of `energy` (each next state a `sampler` chain from N(0, init_std^2), clipped
-/// into `range` if given, as rollouts at evaluation run) from random states of the trajectories in `train`,
+/// into `range` if given, as rollouts at evaluation run) from random states of `data`'s training trajectories,
 /// relabelled by the expert.
 #[allow(clippy::too_many_arguments)]
 pub fn round(
@@ -152,10 +152,10 @@ pub fn round(
     init_std: f32,
     range: Option<&DataRange>,
     data: &Trajectories,
-    train: Range<usize>,
     cfg: &DaggerConfig,
     seed: u64,
 ) -> Result<Relabelled> {
+    let (train, _) = data.split();
     let mut rng = Rng::with_named_stream(seed, 0, "traj-dagger-origins");
     let len = data.cfg.length;
     let origins: Vec<(usize, usize)> = (0..cfg.rollouts)
@@ -187,13 +187,12 @@ pub fn relabel(
         .par_iter()
         .enumerate()
         .map(|(j, &o)| {
-            let states: Vec<Vec<f32>> = (0..=f.horizon).map(|t| f.state(j, 0, t).to_vec()).collect();
+            let states: Vec<&[f32]> = (0..=f.horizon).map(|t| f.state(j, 0, t)).collect();
             relabel_one(data, o, &states, &judge, norm, max_change, skip_infeasible)
         })
         .collect();
-    let mut out = Relabelled::default();
-    for p in parts {
-        out.extend(p);
-    }
-    out
+    parts.into_iter().fold(Relabelled::default(), |mut all, p| {
+        all.extend(p);
+        all
+    })
 }

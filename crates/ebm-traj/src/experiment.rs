@@ -2,7 +2,7 @@
 //! generate futures from held-out starts, judge and measure them against the simulator's own, and write
 //! `trajectories.json`, the figure and the models into a run folder.
 
-use crate::dagger::{DaggerConfig, Relabelled};
+use crate::dagger::DaggerConfig;
 use crate::feasible::{FeasibilityEnergy, WithFeasibility};
 use crate::futures::{diversity, energy_futures, nearest_real, predictor_futures, real_futures, DataRange, Futures};
 use crate::generate::{generate, GenConfig, Trajectories};
@@ -234,7 +234,7 @@ fn train_energy_in_rounds(
     let mut trainer = EnergyTrainer::new(energy, &cfg.ebm, cfg.seed)?;
     let range = cfg.eval.clip_to_data_range.then(|| training_range(data));
     let dg = &cfg.dagger;
-    let mut pooled = Relabelled::default();
+    // every round's answers so far, normalised once as each round arrives
     let mut extra: Option<TrainSet> = None;
     let mut dagger_seconds = 0.0;
     for piece in 0..=dg.rounds as u64 {
@@ -252,17 +252,7 @@ fn train_energy_in_rounds(
         let td = Instant::now();
         let round_seed = cfg.seed ^ 0xda66e5 ^ ((piece + 1) << 24);
         let sampler = cfg.ebm.sampler();
-        let r = crate::dagger::round(
-            energy,
-            norm,
-            &sampler,
-            cfg.ebm.init_std,
-            range.as_ref(),
-            data,
-            data.split().0,
-            dg,
-            round_seed,
-        )?;
+        let r = crate::dagger::round(energy, norm, &sampler, cfg.ebm.init_std, range.as_ref(), data, dg, round_seed)?;
         let secs = td.elapsed().as_secs_f64();
         dagger_seconds += secs;
         let infeasible = r.infeasible as f64 / r.visited.max(1) as f64;
@@ -276,8 +266,11 @@ fn train_energy_in_rounds(
         );
         logged.push(serde_json::json!({"model": "dagger", "round": piece + 1, "iteration": until,
             "visited": r.visited, "infeasible_visited": infeasible, "kept": r.len(), "seconds": secs}));
-        pooled.extend(r);
-        extra = Some(TrainSet::new(norm, &pooled.s, &pooled.s1)?);
+        let answers = TrainSet::new(norm, &r.s, &r.s1)?;
+        extra = Some(match extra {
+            Some(so_far) => so_far.appended(&answers)?,
+            None => answers,
+        });
     }
     bar.finish(t.elapsed().as_secs_f64());
     seconds.insert("train_ebm".into(), t.elapsed().as_secs_f64());

@@ -203,13 +203,17 @@ pub fn replay(scene_cfg: SceneConfig, start: &State, actions: &[f32]) -> Vec<f32
     states
 }
 
+/// The random stream of trajectory `i`'s policy: the generator and [`policy_at`] must draw the same one.
+fn policy_stream(cfg: &GenConfig, i: usize) -> Rng {
+    Rng::with_named_stream(cfg.seed, i as u64, "traj-policy")
+}
+
 /// The policy of trajectory `i` of `data` as it stood before acting at step `t`: rebuilt from the generator's
 /// seed by replaying its decisions on the recorded states, so it holds the hidden goal and the place in the
 /// random-action cycle it had there. The expert that on-policy relabelling ([`crate::dagger`]) asks.
 pub fn policy_at(data: &Trajectories, i: usize, t: usize) -> PushPolicy {
     let cfg = &data.cfg;
-    let rng = Rng::with_named_stream(cfg.seed, i as u64, "traj-policy");
-    let mut policy = PushPolicy::new(cfg.scene, cfg.push_speed, cfg.random_every, rng);
+    let mut policy = PushPolicy::new(cfg.scene, cfg.push_speed, cfg.random_every, policy_stream(cfg, i));
     for k in 0..t.min(cfg.length - 1) {
         policy.act(&State::from_slice(data.state(i, k)));
     }
@@ -312,7 +316,7 @@ pub fn generate(cfg: &GenConfig) -> Result<Trajectories, TrajError> {
         .map(|i| {
             let mut rng = Rng::with_named_stream(cfg.seed, i as u64, "traj-start");
             let start = random_start(&cfg.scene, &mut rng);
-            rollout(cfg, &start, Rng::with_named_stream(cfg.seed, i as u64, "traj-policy"), cfg.length)
+            rollout(cfg, &start, policy_stream(cfg, i), cfg.length)
         })
         .collect();
     let mut states = Vec::with_capacity(cfg.trajectories * cfg.length * STATE_DIM);

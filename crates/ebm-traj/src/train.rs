@@ -214,6 +214,15 @@ impl TrainSet {
         Ok(((c + n.broadcast_mul(&self.change_in_state_units)?)?, (z - n)?))
     }
 
+    /// This set with `more`'s transitions after its own (both normalised by the same normaliser).
+    pub fn appended(&self, more: &TrainSet) -> Result<Self> {
+        Ok(Self {
+            c: Tensor::cat(&[&self.c, &more.c], 0)?,
+            z: Tensor::cat(&[&self.z, &more.z], 0)?,
+            change_in_state_units: self.change_in_state_units.clone(),
+        })
+    }
+
     /// A batch of `n` transitions drawn with replacement.
     pub fn batch(&self, n: usize, rng: &mut Rng) -> Result<(Tensor, Tensor)> {
         let idx: Vec<u32> = (0..n).map(|_| rng.below(self.len() as u64) as u32).collect();
@@ -287,20 +296,18 @@ impl<'a> EnergyTrainer<'a> {
     ) -> crate::Result<()> {
         let (cfg, energy, rng) = (&self.cfg, self.energy, &mut self.rng);
         let b = cfg.batch;
-        let n_extra = match extra {
-            Some((set, share)) if !set.is_empty() => ((share * b as f64).round() as usize).min(b),
-            _ => 0,
-        };
+        // the extra set and how many positives of each batch it gives; none while it is empty
+        let mix = extra
+            .filter(|(set, _)| !set.is_empty())
+            .map(|(set, share)| (set, ((share * b as f64).round() as usize).min(b)))
+            .filter(|&(_, n)| n > 0);
         for it in self.done..until {
-            let (c_pos, z_pos) = if n_extra == 0 {
-                data.batch(b, rng)?
-            } else {
-                let set = extra.expect("n_extra > 0 only with an extra set").0;
-                let (c2, z2) = set.batch(n_extra, rng)?;
-                if n_extra == b {
-                    (c2, z2)
-                } else {
-                    let (c1, z1) = data.batch(b - n_extra, rng)?;
+            let (c_pos, z_pos) = match mix {
+                None => data.batch(b, rng)?,
+                Some((set, n)) if n == b => set.batch(b, rng)?,
+                Some((set, n)) => {
+                    let (c2, z2) = set.batch(n, rng)?;
+                    let (c1, z1) = data.batch(b - n, rng)?;
                     (Tensor::cat(&[c1, c2], 0)?, Tensor::cat(&[z1, z2], 0)?)
                 }
             };

@@ -130,9 +130,10 @@ enum EvalCommand {
         /// Spread of the rollout chains' starting change (default: the training chains' `ebm.init_std`).
         #[arg(long)]
         rollout_init_std: Option<f32>,
-        /// Clip every generated state into the range of the recorded training states.
-        #[arg(long)]
-        clip_to_data_range: bool,
+        /// Clip every generated state into the range of the recorded training states (`--clip-to-data-range`
+        /// alone: true; `false` measures a run that clips without it). Default: the run's own setting.
+        #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+        clip_to_data_range: Option<bool>,
         /// Weight of the feasibility energy in the second set of EBM futures (0: none).
         #[arg(long)]
         feasibility_weight: Option<f64>,
@@ -379,7 +380,7 @@ pub fn run(a: EvalArgs, device: &Device) -> anyhow::Result<()> {
                     e.rollout_steps = rollout_steps.or(e.rollout_steps);
                     e.rollout_noise_std = rollout_noise_std.or(e.rollout_noise_std);
                     e.rollout_init_std = rollout_init_std.or(e.rollout_init_std);
-                    e.clip_to_data_range |= clip_to_data_range;
+                    e.clip_to_data_range = clip_to_data_range.unwrap_or(e.clip_to_data_range);
                     e.feasibility_weight = feasibility_weight.unwrap_or(e.feasibility_weight);
                     e.starts = starts.unwrap_or(e.starts);
                     e.first_start = first_start.unwrap_or(e.first_start);
